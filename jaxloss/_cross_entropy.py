@@ -1,0 +1,603 @@
+"""Softmax cross-entropy: soft targets, integer labels, and the optax drop-in names.
+
+One kernel serves both target kinds. Per example (class axis ``c``), with the smoothed,
+class-weighted target mass ``s_c = cw_c * t~_c`` and ``S = sum_c s_c``:
+
+    loss = -sum_c s_c log p_c + z * lse**2 = S * lse - sum_c s_c x_c + z * lse**2
+
+computed relative to the row maximum ``m`` (``x_c - m`` is exact near the top, so huge
+logits keep their precision). Its derivative rule is a ``custom_jvp``:
+
+    d loss = sum_c ((S + 2 z lse) p_c - s_c) dx_c          (logits)
+           + sum_c (1 - eps) cw_c (lse - x_c) dt_c          (soft targets)
+           + sum_c t~_c (lse - x_c) dcw_c                   (class weights)
+
+The tangent is computed inside ``jax.checkpoint``, so reverse mode saves only the
+inputs and two numbers per example (``m`` and ``log sum exp(x - m)``) and recomputes
+the softmax from them; a ``custom_jvp`` (unlike a ``custom_vjp``) keeps forward mode,
+``jax.hessian`` and every higher-order combination working.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+from jax.typing import ArrayLike
+
+from . import _checks, _reduction
+
+Axis = int | Sequence[int] | None
+
+
+# --------------------------------------------------------------------------------------
+# The kernel: per-example loss with a hand-derived derivative rule.
+#
+# Static arguments: axis (a non-negative int), sparse (integer labels or soft targets),
+# smoothing (eps) and z_loss. Array arguments: logits, targets (int labels or a
+# distribution), class_weights (or None) and mask (bool per example, or None).
+
+
+def _compute_dtype(logits: jax.Array) -> jnp.dtype:
+    """bf16/f16 are computed in f32; f32 and f64 stay as they are."""
+    dtype = jnp.dtype(logits.dtype)
+    return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
+
+
+def _expand(v: jax.Array | None, axis: int) -> jax.Array | None:
+    return None if v is None else jnp.expand_dims(v, axis)
+
+
+def _class_weights_along(cw: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
+    """``class_weights`` shaped to broadcast against ``[..., C, ...]`` at ``axis``."""
+    return jnp.expand_dims(cw.astype(dtype), tuple(range(1, ndim - axis)))
+
+
+def _shifted_logits(logits, mask, row_max, dtype):
+    """``x - m`` with masked examples' logits replaced by 0 (so NaN/inf cannot leak)."""
+    x = logits.astype(dtype)
+    if mask is not None:
+        x = jnp.where(mask, x, 0)
+    return x - row_max
+
+
+def _row_max(logits, mask, axis, dtype):
+    x = logits.astype(dtype)
+    if mask is not None:
+        x = jnp.where(mask, x, 0)
+    m = jnp.max(x, axis, keepdims=True)
+    # A row of -inf (or with +inf) has no finite max; shifting by 0 keeps it honest.
+    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
+
+
+def _targets(axis, sparse, smoothing, xm, targets, class_weights, mask):
+    """The smoothed targets ``t~`` and the weighted targets ``s = cw * t~``.
+
+    Returns ``(t_smooth, s, labels_ok)``, each broadcastable to ``xm``;
+    ``labels_ok`` is False for an integer label outside ``[0, C)`` (None for soft).
+    """
+    dtype = xm.dtype
+    num_classes = xm.shape[axis]
+    cw = (
+        None if class_weights is None else _class_weights_along(class_weights, axis, xm.ndim, dtype)
+    )
+    labels_ok = None
+    if sparse:
+        labels = jnp.expand_dims(targets, axis)
+        labels_ok = (labels >= 0) & (labels < num_classes)
+        classes = jax.lax.broadcasted_iota(labels.dtype, xm.shape, axis)
+        t = (classes == labels).astype(dtype)
+    else:
+        t = targets.astype(dtype)
+        if mask is not None:
+            t = jnp.where(mask, t, 0)
+    if smoothing:
+        # Mass eps/K to each of the K classes that are not masked out with -inf.
+        valid = xm > -jnp.inf
+        k = jnp.sum(valid, axis, keepdims=True, dtype=dtype)
+        t = (1 - smoothing) * t + jnp.where(valid, smoothing / jnp.maximum(k, 1), 0)
+    s = t if cw is None else cw * t
+    return t, s, labels_ok
+
+
+def _neg_log_probs(xm, lse_rel):
+    """``lse - x_c`` (= -log p_c), with 0 for classes masked out by -inf logits."""
+    return jnp.where(xm > -jnp.inf, lse_rel - xm, 0)
+
+
+def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask):
+    dtype = _compute_dtype(logits)
+    mask_c = _expand(mask, axis)
+    row_max = _row_max(logits, mask_c, axis, dtype)
+    xm = _shifted_logits(logits, mask_c, row_max, dtype)
+    lse_rel = jnp.log(jnp.sum(jnp.exp(xm), axis, keepdims=True))
+    _, s, labels_ok = _targets(axis, sparse, smoothing, xm, targets, class_weights, mask_c)
+    # -sum_c s_c log p_c = S * lse - sum_c s_c x_c, with 0 * (-inf) read as 0.
+    target_total = jnp.sum(s, axis, keepdims=True)
+    target_logit = jnp.sum(jnp.where(s == 0, 0, s * xm), axis, keepdims=True)
+    loss = target_total * lse_rel - target_logit
+    if z_loss:
+        loss = loss + z_loss * (lse_rel + row_max) ** 2
+    loss = _finish(loss, labels_ok, mask_c)
+    return jnp.squeeze(loss, axis), (row_max, lse_rel)
+
+
+def _finish(value, labels_ok, mask_c):
+    """NaN for an out-of-range label (never a wrap-around), exact 0 where masked."""
+    if labels_ok is not None:
+        value = jnp.where(labels_ok, value, jnp.nan)
+    if mask_c is not None:
+        value = jnp.where(mask_c, value, 0)
+    return value
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
+def _softmax_xent(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask):
+    loss, _ = _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask)
+    return loss
+
+
+def _tangent(
+    axis,
+    sparse,
+    smoothing,
+    z_loss,
+    logits,
+    targets,
+    class_weights,
+    mask,
+    row_max,
+    lse_rel,
+    d_logits,
+    d_targets,
+    d_class_weights,
+):
+    """The linear map (d_logits, d_targets, d_class_weights) -> d loss.
+
+    Run under ``jax.checkpoint``: its residuals are its array inputs, never the
+    ``[..., C]`` softmax, which the backward pass recomputes from ``row_max`` and
+    ``lse_rel``.
+    """
+    dtype = _compute_dtype(logits)
+    mask_c = _expand(mask, axis)
+    xm = _shifted_logits(logits, mask_c, row_max, dtype)
+    t, s, labels_ok = _targets(axis, sparse, smoothing, xm, targets, class_weights, mask_c)
+    out = 0
+    if d_logits is not None:
+        p = jnp.exp(xm - lse_rel)
+        coef = jnp.sum(s, axis, keepdims=True)
+        if z_loss:
+            coef = coef + 2 * z_loss * (lse_rel + row_max)
+        if labels_ok is not None:  # NaN gradient for a bad label, also in reverse mode
+            coef = jnp.where(labels_ok, coef, jnp.nan)
+        dx = d_logits.astype(dtype)
+        if mask_c is not None:
+            dx = jnp.where(mask_c, dx, 0)
+        out = out + jnp.sum((coef * p - s) * dx, axis, keepdims=True)
+    if d_targets is not None or d_class_weights is not None:
+        nlp = _neg_log_probs(xm, lse_rel)
+        if d_targets is not None:
+            dt = (1 - smoothing) * d_targets.astype(dtype)
+            if mask_c is not None:
+                dt = jnp.where(mask_c, dt, 0)
+            if class_weights is not None:
+                dt = _class_weights_along(class_weights, axis, xm.ndim, dtype) * dt
+            out = out + jnp.sum(nlp * dt, axis, keepdims=True)
+        if d_class_weights is not None:
+            dcw = _class_weights_along(d_class_weights, axis, xm.ndim, dtype)
+            out = out + jnp.sum(dcw * t * nlp, axis, keepdims=True)
+    out = _finish(jnp.broadcast_to(out, lse_rel.shape), labels_ok, mask_c)
+    return jnp.squeeze(out, axis)
+
+
+def _nonzero(tangent):
+    """A tangent, or None when it is a symbolic zero or has no tangent space."""
+    if tangent is None or isinstance(tangent, SymbolicZero):
+        return None
+    if tangent.dtype == jax.dtypes.float0:
+        return None
+    return tangent
+
+
+@functools.partial(_softmax_xent.defjvp, symbolic_zeros=True)
+def _softmax_xent_jvp(axis, sparse, smoothing, z_loss, primals, tangents):
+    logits, targets, class_weights, mask = primals
+    d_logits, d_targets, d_class_weights, _ = map(_nonzero, tangents)
+    if sparse:
+        d_targets = None
+    loss, (row_max, lse_rel) = _forward(
+        axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask
+    )
+    if d_logits is None and d_targets is None and d_class_weights is None:
+        return loss, jnp.zeros_like(loss)
+    tangent = jax.checkpoint(functools.partial(_tangent, axis, sparse, smoothing, z_loss))(
+        logits, targets, class_weights, mask, row_max, lse_rel, d_logits, d_targets, d_class_weights
+    )
+    return loss, tangent
+
+
+# --------------------------------------------------------------------------------------
+# The jitted implementation behind both public functions (options are static).
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "fn",
+        "axis",
+        "sparse",
+        "ignore_index",
+        "smoothing",
+        "z_loss",
+        "reduction",
+        "checks",
+    ),
+)
+def _cross_entropy(
+    logits,
+    targets,
+    where,
+    class_weights,
+    *,
+    fn,
+    axis,
+    sparse,
+    ignore_index,
+    smoothing,
+    z_loss,
+    reduction,
+    checks,
+):
+    dtype = _compute_dtype(logits)
+    if sparse:
+        mask = _reduction.example_mask(where, targets, ignore_index)
+        if checks:
+            _check_labels(fn, targets, mask, logits.shape[axis], ignore_index)
+        weights = _reduction.sparse_example_weights(mask, targets, class_weights, dtype)
+    else:
+        mask = _reduction.example_mask(where)
+        weights = _reduction.soft_example_weights(mask, targets, class_weights, axis, dtype)
+    losses = _softmax_xent(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask)
+    return _reduction.reduce(losses, weights, reduction)
+
+
+def _check_labels(fn, labels, mask, num_classes, ignore_index):
+    """Checked mode: raise naming the first label outside [0, C)."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if mask is not None:
+        bad = bad & mask
+    if not bad.size:
+        return
+    first = jnp.argmax(bad.ravel())
+    _checks.check(
+        ~jnp.any(bad),
+        f"{fn}: label {{label}} (at flat index {{index}}) is outside "
+        f"[0, {num_classes}) and is not ignore_index={ignore_index}",
+        label=labels.ravel()[first],
+        index=first,
+    )
+
+
+def _flatten_class_axes(x, axes):
+    """Moves the class axes to the end and merges them into one."""
+    batch = tuple(a for a in range(x.ndim) if a not in axes)
+    if axes != tuple(range(x.ndim - len(axes), x.ndim)):
+        x = jnp.transpose(x, batch + axes)
+    return x.reshape(tuple(x.shape[: len(batch)]) + (-1,))
+
+
+def _prepare_logits(logits, axis, fn):
+    logits = _checks.as_array(logits, "logits", fn)
+    _checks.check_floating(logits, "logits", fn)
+    _checks.check_rank(logits, "logits", fn)
+    axes = _checks.canonicalize_axes(axis, logits.ndim, "logits", fn)
+    return logits, axes
+
+
+def _single_axis(logits, axes, fn):
+    """Returns ``(logits, axis)`` with one class axis, merging a tuple of axes."""
+    if len(axes) == 1:
+        return logits, axes[0]
+    return _flatten_class_axes(logits, axes), logits.ndim - len(axes)
+
+
+def _common_options(fn, logits, axis, where, class_weights, smoothing, z_loss, red):
+    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
+    return dict(
+        where=_checks.check_where(where, batch_shape, fn),
+        class_weights=_checks.check_class_weights(class_weights, logits.shape[axis], fn),
+        smoothing=_checks.check_fraction(smoothing, "label_smoothing", fn),
+        z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
+        reduction=_checks.check_reduction(red, fn),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Public functions.
+
+
+def categorical_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    reduction: str = "none",
+) -> jax.Array:
+    r"""Softmax cross-entropy against soft (or one-hot) target distributions.
+
+    .. math::
+        \ell_i = -\sum_c w_c\,\tilde t_{ic} \log \operatorname{softmax}(x_i)_c
+                 + z \,\big(\log \textstyle\sum_c e^{x_{ic}}\big)^2,
+        \qquad \tilde t_{ic} = (1-\varepsilon)\, t_{ic} + \varepsilon / K_i
+
+    where ``w`` are the class weights (1 without), ``eps`` the label smoothing and
+    ``K_i`` the number of classes whose logit is not ``-inf`` (``C`` when none is
+    masked, which is PyTorch's and Keras's smoothing).
+
+    The targets are not renormalized: a row summing to ``a`` weighs ``a`` times as
+    much (optax behaves the same). Classes can be masked by ``-inf`` logits: a class
+    with ``-inf`` logit and zero target mass contributes exactly 0 to the value and
+    the gradient, and label smoothing spreads its mass over the unmasked classes only.
+    The gradient with respect to ``targets`` is ``-(1 - eps) w_c log p_c``, taken as 0
+    for a masked (``-inf``) class.
+
+    Args:
+      logits: ``[..., C, ...]`` unnormalized log-probabilities, class axis ``axis``.
+        bfloat16/float16 are computed in float32.
+      targets: target distributions with the shape of ``logits``; any numeric dtype
+        (one-hot integers are fine).
+      axis: the class axis, or a tuple of axes that together index the classes (they
+        are flattened in order), or None for all axes.
+      where: boolean mask broadcastable to the per-example shape (``logits`` without
+        the class axis). Masked examples give exactly 0 loss and 0 gradient, even if
+        their logits are NaN or inf, and no weight in ``"mean"``.
+      class_weights: ``[C]`` weight per class. The example's loss is
+        ``-sum_c w_c t~_c log p_c`` and its weight in ``"mean"`` is
+        ``sum_c w_c t_c`` (unsmoothed targets), so one-hot targets give exactly
+        what :func:`sparse_categorical_cross_entropy` gives for their labels.
+      label_smoothing: ``eps`` in [0, 1].
+      z_loss: coefficient of the ``log Z`` penalty (PaLM, T5X), added to every
+        unmasked example.
+      reduction: ``"none"`` (per-example losses), ``"sum"``, or ``"mean"``
+        (``sum_i loss_i / sum_i weight_i``; 0.0 with zero gradient when every
+        example is masked, where PyTorch gives NaN).
+
+    Returns:
+      The per-example losses, shape ``logits.shape`` without the class axes, for
+      ``reduction="none"``; a scalar otherwise. float32 for 16-bit logits, else the
+      logits' dtype. Gradients come back in the inputs' dtypes.
+
+    Differences from others:
+      * optax ``softmax_cross_entropy``: same values for the same arguments; optax's
+        ``where`` may also mask classes, ours masks examples only (use ``-inf``).
+      * PyTorch ``cross_entropy`` with probability targets: ``reduction="mean"``
+        divides by the number of examples, we divide by the summed example weights
+        (the same without class weights and with normalized targets).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.log(jnp.array([[1.0, 3.0], [2.0, 2.0]]))  # p = [.25, .75], [.5, .5]
+      >>> targets = jnp.array([[0.0, 1.0], [0.5, 0.5]])
+      >>> print(jaxloss.categorical_cross_entropy(logits, targets))  # -log .75, -log .5
+      [0.2877 0.6931]
+      >>> print(jaxloss.categorical_cross_entropy(logits, targets, reduction="mean"))
+      0.4904
+      >>> # smoothing 0.5: targets [.25, .75] -> -(.25 log .25 + .75 log .75) = 0.5623
+      >>> print(jaxloss.categorical_cross_entropy(logits, targets, label_smoothing=0.5))
+      [0.5623 0.6931]
+
+    References:
+      Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
+      (label smoothing), 2016. Chowdhery et al., "PaLM" (z-loss), 2022.
+    """
+    fn = "categorical_cross_entropy"
+    logits, axes = _prepare_logits(logits, axis, fn)
+    targets = _checks.as_array(targets, "targets", fn)
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"{fn}: targets has shape {tuple(targets.shape)} but logits have shape "
+            f"{tuple(logits.shape)}; soft targets need the logits' shape (for integer "
+            f"labels use sparse_categorical_cross_entropy)"
+        )
+    if not (
+        jnp.issubdtype(targets.dtype, jnp.number) or targets.dtype == jnp.bool_
+    ) or jnp.issubdtype(targets.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: targets must be real numbers, got {targets.dtype}")
+    if len(axes) > 1:
+        targets = _flatten_class_axes(targets, axes)
+    logits, ax = _single_axis(logits, axes, fn)
+    opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
+    return _cross_entropy(
+        logits,
+        targets,
+        opts.pop("where"),
+        opts.pop("class_weights"),
+        fn=fn,
+        axis=ax,
+        sparse=False,
+        ignore_index=None,
+        checks=_checks.checks_enabled(),
+        **opts,
+    )
+
+
+def sparse_categorical_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    class_weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    reduction: str = "none",
+) -> jax.Array:
+    r"""Softmax cross-entropy against integer class labels.
+
+    .. math::
+        \ell_i = (1-\varepsilon)\, w_{y_i} \big(\operatorname{lse}(x_i) - x_{i y_i}\big)
+          + \frac{\varepsilon}{K_i} \sum_{c} w_c \big(\operatorname{lse}(x_i) - x_{ic}\big)
+          + z\, \operatorname{lse}(x_i)^2
+
+    the same value and gradient as :func:`categorical_cross_entropy` on the one-hot
+    encoding of ``labels``, under every option. Without smoothing, class weights give
+    PyTorch's ``CrossEntropyLoss(weight=w, reduction="none")`` values and, with
+    ``reduction="mean"``, its weighted mean ``sum_i w_{y_i} loss_i / sum_i w_{y_i}``;
+    with smoothing, PyTorch's values as well.
+
+    An example whose label equals ``ignore_index``, or where ``where`` is False, gives
+    exactly 0 loss and 0 gradient and no weight in ``"mean"``. A label outside
+    ``[0, C)`` that is not ``ignore_index`` gives a NaN loss (and NaN gradient) for
+    its example, never another class's loss (optax reads -100 as class C-100); wrap the
+    call in :func:`jaxloss.checked` to raise an error naming it instead.
+
+    Args:
+      logits: ``[..., C, ...]`` unnormalized log-probabilities, class axis ``axis``
+        (an int, or a tuple of axes whose flattened index is the label, like optax).
+      labels: integer labels, the shape of ``logits`` without the class axes.
+      axis: the class axis (or axes).
+      where: boolean mask broadcastable to ``labels.shape``.
+      ignore_index: a label value to skip (PyTorch's ``ignore_index``, e.g. -100).
+      class_weights: ``[C]`` weight per class.
+      label_smoothing: ``eps`` in [0, 1]; mass ``eps/K`` goes to each of the ``K``
+        classes not masked by a ``-inf`` logit (``K = C`` when none is).
+      z_loss: coefficient of the ``lse**2`` penalty added to every unmasked example.
+      reduction: ``"none"``, ``"sum"`` or ``"mean"`` (weighted mean; 0.0 with zero
+        gradient when every example is masked).
+
+    Returns:
+      Per-example losses of shape ``labels.shape`` for ``reduction="none"``, else a
+      scalar; float32 for 16-bit logits, else the logits' dtype.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.log(jnp.array([[1.0, 3.0], [2.0, 2.0]]))  # p = [.25, .75], [.5, .5]
+      >>> labels = jnp.array([1, 0])
+      >>> print(jaxloss.sparse_categorical_cross_entropy(logits, labels))  # -log .75, -log .5
+      [0.2877 0.6931]
+      >>> # weighted mean: (3 * 0.2877 + 1 * 0.6931) / (3 + 1)
+      >>> print(jaxloss.sparse_categorical_cross_entropy(
+      ...     logits, labels, class_weights=jnp.array([1.0, 3.0]), reduction="mean"))
+      0.389
+      >>> print(jaxloss.sparse_categorical_cross_entropy(
+      ...     logits, jnp.array([1, -100]), ignore_index=-100, reduction="mean"))
+      0.2877
+
+    References:
+      PyTorch ``torch.nn.CrossEntropyLoss``; optax
+      ``softmax_cross_entropy_with_integer_labels``.
+    """
+    fn = "sparse_categorical_cross_entropy"
+    logits, axes = _prepare_logits(logits, axis, fn)
+    labels = _checks.as_array(labels, "labels", fn)
+    _checks.check_integer(
+        labels,
+        "labels",
+        fn,
+        " (integer class indices; for probability targets use categorical_cross_entropy)",
+    )
+    batch_shape = tuple(s for a, s in enumerate(logits.shape) if a not in axes)
+    if labels.shape != batch_shape:
+        raise ValueError(
+            f"{fn}: labels has shape {tuple(labels.shape)} but logits "
+            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape "
+            f"{batch_shape}"
+        )
+    ignore_index = _checks.check_ignore_index(ignore_index, fn)
+    if labels.dtype.itemsize < 4:  # iota in int8 would overflow past 127 classes
+        labels = labels.astype(jnp.int32)
+    logits, ax = _single_axis(logits, axes, fn)
+    opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
+    return _cross_entropy(
+        logits,
+        labels,
+        opts.pop("where"),
+        opts.pop("class_weights"),
+        fn=fn,
+        axis=ax,
+        sparse=True,
+        ignore_index=ignore_index,
+        checks=_checks.checks_enabled(),
+        **opts,
+    )
+
+
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Drop-in for ``optax.softmax_cross_entropy``: :func:`categorical_cross_entropy`.
+
+    .. math:: \ell_i = -\sum_c t_{ic} \log \operatorname{softmax}(x_i)_c
+
+    Same arguments (``axis`` and ``where`` may be positional) and the same values as
+    optax for them, with this library's derivative rules, memory use and ``-inf``
+    handling. ``where`` masks whole examples (shape ``[batch]``, as optax allows);
+    optax's other form, a mask of the logits' shape that drops classes, is refused
+    with an error: give those classes ``-inf`` logits instead.
+
+    Args:
+      logits: ``[..., C]`` unnormalized log-probabilities.
+      labels: target distributions of the logits' shape.
+      axis: the class axis (or axes, or None for all).
+      where: per-example boolean mask.
+
+    Returns:
+      Per-example losses, the logits' shape without the class axes.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]])
+      >>> labels = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+      >>> print(jaxloss.softmax_cross_entropy(logits, labels))  # optax's docstring example
+      [0.2761 2.9518]
+    """
+    return categorical_cross_entropy(logits, labels, axis=axis, where=where)
+
+
+def softmax_cross_entropy_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Drop-in for ``optax.softmax_cross_entropy_with_integer_labels``.
+
+    .. math:: \ell_i = \log \sum_c e^{x_{ic}} - x_{i y_i}
+
+    :func:`sparse_categorical_cross_entropy` with optax's argument order (``axis`` may
+    be an int or a tuple of axes whose flattened index is the label, as in optax).
+    Same values as optax for labels in ``[0, C)``; a label outside that range gives
+    NaN here, where optax silently reads another class (-1 as C-1). ``where`` masks
+    whole examples (see :func:`softmax_cross_entropy`).
+
+    Args:
+      logits: ``[..., C]`` unnormalized log-probabilities.
+      labels: integer labels, the logits' shape without the class axes.
+      axis: the class axis (or axes).
+      where: per-example boolean mask.
+
+    Returns:
+      Per-example losses of the labels' shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]])
+      >>> print(jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])))
+      [0.2761 2.9518]
+    """
+    return sparse_categorical_cross_entropy(logits, labels, axis=axis, where=where)

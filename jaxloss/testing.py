@@ -1,0 +1,280 @@
+"""Testing helpers for losses with hand-written derivative rules.
+
+:func:`check_derivatives` is what jaxloss's own tests use on every loss, and what a
+user can run on a loss they write with ``jax.custom_jvp`` or ``jax.custom_vjp``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.test_util import check_grads
+
+__all__ = ["check_derivatives"]
+
+_MODES = ("fwd", "rev")
+
+
+def check_derivatives(
+    fn: Callable[..., Any],
+    reference_fn: Callable[..., Any] | None,
+    *args: Any,
+    argnums: int | Sequence[int] | None = None,
+    order: int = 2,
+    modes: Sequence[str] = _MODES,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    fd_rtol: float | None = None,
+    fd_atol: float | None = None,
+    fd_eps: float | None = None,
+    seed: int = 0,
+    jit: bool = True,
+) -> dict[str, float]:
+    r"""Checks ``fn``'s derivative rules against autodiff and finite differences.
+
+    Everything runs in float64 (inside ``jax.enable_x64``; floating arguments are cast
+    to float64), at the given point ``args``:
+
+    1. the value: ``fn(*args)`` against ``reference_fn(*args)``;
+    2. every composition of the ``modes`` up to ``order`` (for order 2 and both
+       modes: ``fwd``, ``rev``, ``fwd-fwd``, ``fwd-rev``, ``rev-fwd``, ``rev-rev``, where
+       ``fwd-rev`` is a JVP of a VJP, the way ``jax.hessian`` differentiates) applied
+       to ``fn`` and to ``reference_fn`` along the same seeded random tangents and
+       cotangents: ``fn``'s hand-written rules against plain autodiff of the
+       reference formula;
+    3. ``jax.test_util.check_grads(fn, ..., order, modes)``: ``fn``'s derivatives
+       against central finite differences, to ``order``.
+
+    Args:
+      fn: the function under test; positional array arguments, a pytree of float
+        arrays out. Bind keyword options with ``functools.partial``.
+      reference_fn: a plain formula for the same function, differentiated by JAX's
+        autodiff; None skips checks 1 and 2.
+      *args: the point at which to check. Integer and boolean arguments are passed
+        through unchanged and not differentiated.
+      argnums: which arguments to differentiate; default: every floating one.
+      order: highest derivative order checked (2 covers Hessians).
+      modes: ``"fwd"`` (JVPs) and/or ``"rev"`` (VJPs).
+      rtol, atol: tolerances of the comparisons with the reference
+        (``|a - b| <= atol + rtol * |b|`` elementwise, NaN only matching NaN).
+      fd_rtol, fd_atol, fd_eps: tolerances and step of the finite-difference check
+        (``check_grads``'s defaults when None).
+      seed: seeds the random tangents and cotangents.
+      jit: compile each derivative with ``jax.jit`` (much faster than running it op
+        by op); set False for a function that cannot be jitted.
+
+    Returns:
+      A dict from each check's name to the largest absolute difference it saw.
+
+    Raises:
+      AssertionError: listing every check that failed, with the argument, the
+        largest error, where it occurred and the two values there.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxloss.testing import check_derivatives
+      >>> @jax.custom_jvp
+      ... def softplus(x):
+      ...     return jnp.logaddexp(x, 0.0)
+      >>> @softplus.defjvp
+      ... def softplus_jvp(primals, tangents):
+      ...     (x,), (dx,) = primals, tangents
+      ...     return softplus(x), jax.nn.sigmoid(x) * dx
+      >>> reference = lambda x: jnp.log1p(jnp.exp(x))
+      >>> report = check_derivatives(softplus, reference, jnp.array([-2.0, 0.5, 3.0]))
+      >>> sorted(report)[:3]
+      ['finite differences (order 2, fwd+rev)', 'fwd', 'fwd-fwd']
+      >>> @jax.custom_jvp
+      ... def wrong(x):
+      ...     return jnp.logaddexp(x, 0.0)
+      >>> _ = wrong.defjvp(lambda p, t: (wrong(p[0]), 0.9 * jax.nn.sigmoid(p[0]) * t[0]))
+      >>> check_derivatives(wrong, reference, jnp.array([0.5]), order=1)
+      Traceback (most recent call last):
+      ...
+      AssertionError: check_derivatives: 3 check(s) failed ...
+    """
+    if order < 1:
+        raise ValueError(f"check_derivatives: order must be >= 1, got {order}")
+    modes = tuple(modes)
+    if not modes or any(m not in _MODES for m in modes):
+        raise ValueError(
+            f"check_derivatives: modes must be a non-empty subset of {_MODES}, got {modes}"
+        )
+    with jax.enable_x64(True):
+        return _check(
+            fn,
+            reference_fn,
+            args,
+            argnums,
+            order,
+            modes,
+            rtol,
+            atol,
+            fd_rtol,
+            fd_atol,
+            fd_eps,
+            seed,
+            jit,
+        )
+
+
+def _is_floating(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return isinstance(x, float)
+    return jnp.issubdtype(dtype, jnp.floating)
+
+
+def _to_f64(x: Any) -> Any:
+    return jnp.asarray(x, jnp.float64) if _is_floating(x) else x
+
+
+def _check(
+    fn, reference_fn, args, argnums, order, modes, rtol, atol, fd_rtol, fd_atol, fd_eps, seed, jit
+):
+    args = tuple(_to_f64(a) for a in args)
+    if argnums is None:
+        argnums = tuple(i for i, a in enumerate(args) if _is_floating(a))
+    elif isinstance(argnums, int):
+        argnums = (argnums,)
+    argnums = tuple(argnums)
+    if not argnums:
+        raise ValueError("check_derivatives: no floating argument to differentiate")
+    for i in argnums:
+        if not -len(args) <= i < len(args) or not _is_floating(args[i]):
+            raise ValueError(f"check_derivatives: argnums entry {i} is not a floating argument")
+    argnums = tuple(i % len(args) for i in argnums)
+    primals = tuple(args[i] for i in argnums)
+
+    def restrict(g):
+        def h(*diff_args):
+            full = list(args)
+            for i, a in zip(argnums, diff_args):
+                full[i] = a
+            return g(*full)
+
+        return h
+
+    maybe_jit = jax.jit if jit else (lambda g: g)
+    f = maybe_jit(restrict(fn))
+    failures: list[str] = []
+    report: dict[str, float] = {}
+
+    if reference_fn is not None:
+        ref = maybe_jit(restrict(reference_fn))
+        err, problem = _compare(f(*primals), ref(*primals), rtol, atol)
+        report["value"] = err
+        if problem:
+            failures.append(f"value: fn differs from reference_fn: {problem}")
+        key = jax.random.key(seed)
+        for length in range(1, order + 1):
+            for path in itertools.product(modes, repeat=length):
+                name = "-".join(reversed(path))  # outermost first, like "fwd-rev"
+                key, sub = jax.random.split(key)
+                try:
+                    d_f, d_ref = _derive_pair(f, ref, primals, path, sub)
+                    d_f, d_ref = maybe_jit(d_f), maybe_jit(d_ref)
+                    err, problem = _compare(d_f(*primals), d_ref(*primals), rtol, atol)
+                except Exception as e:  # a rule that does not even run
+                    err = float("nan")
+                    problem = f"raised {type(e).__name__}: {str(e).splitlines()[0]}"
+                report[name] = err
+                if problem:
+                    failures.append(
+                        f"{name} derivative (order {length}) of fn differs from "
+                        f"autodiff of reference_fn: {problem}"
+                    )
+
+    fd_name = f"finite differences (order {order}, {'+'.join(modes)})"
+    try:
+        check_grads(f, primals, order, modes=modes, atol=fd_atol, rtol=fd_rtol, eps=fd_eps)
+        report[fd_name] = 0.0
+    except AssertionError as e:
+        report[fd_name] = float("nan")
+        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+        failures.append(f"{fd_name}: " + " | ".join(lines[:8]))
+    except Exception as e:  # a rule that does not even run in some mode
+        report[fd_name] = float("nan")
+        failures.append(f"{fd_name}: raised {type(e).__name__}: {str(e).splitlines()[0]}")
+
+    if failures:
+        where = f"arguments {argnums} of shapes " + ", ".join(
+            str(tuple(np.shape(p))) for p in primals
+        )
+        raise AssertionError(
+            f"check_derivatives: {len(failures)} check(s) failed for {where}:\n- "
+            + "\n- ".join(failures)
+        )
+    return report
+
+
+def _random_like(key, tree):
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, max(len(leaves), 1))
+    out = []
+    for k, leaf in zip(keys, leaves):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            out.append(jax.random.normal(k, leaf.shape, leaf.dtype))
+        else:  # integer outputs have float0 cotangents
+            out.append(np.zeros(leaf.shape, jax.dtypes.float0))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _derive_pair(f, ref, primals, path, key):
+    """Applies the derivative steps in ``path`` (innermost first) to f and ref."""
+    for step in path:
+        key, sub = jax.random.split(key)
+        if step == "fwd":
+            tangents = _random_like(sub, primals)
+            f, ref = (functools.partial(_jvp_out, g, tangents) for g in (f, ref))
+        else:
+            cotangent = _random_like(sub, jax.eval_shape(ref, *primals))
+            f, ref = (functools.partial(_vjp_out, g, cotangent) for g in (f, ref))
+    return f, ref
+
+
+def _jvp_out(g, tangents, *primals):
+    return jax.jvp(g, primals, tangents)[1]
+
+
+def _vjp_out(g, cotangent, *primals):
+    return jax.vjp(g, *primals)[1](cotangent)
+
+
+def _compare(actual, expected, rtol, atol) -> tuple[float, str]:
+    """Largest absolute difference, and a description of the worst mismatch."""
+    a_leaves, a_def = jax.tree_util.tree_flatten(actual)
+    e_leaves, e_def = jax.tree_util.tree_flatten_with_path(expected)
+    if a_def != jax.tree_util.tree_structure(expected):
+        return float("nan"), f"output structure {a_def} != {e_def}"
+    worst, problems = 0.0, []
+    for a, (path, e) in zip(a_leaves, e_leaves):
+        a = np.asarray(a, np.float64)
+        e = np.asarray(e, np.float64)
+        label = jax.tree_util.keystr(path) or "output"
+        if a.shape != e.shape:
+            problems.append(f"{label}: shape {a.shape} != {e.shape}")
+            continue
+        nan_mismatch = np.isnan(a) != np.isnan(e)
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isnan(a) & np.isnan(e), 0.0, np.abs(a - e))
+            diff = np.where(a == e, 0.0, diff)  # equal infinities
+            bad = nan_mismatch | ~(diff <= atol + rtol * np.abs(e))
+        finite = diff[np.isfinite(diff)]
+        if finite.size:
+            worst = max(worst, float(finite.max()))
+        if bad.any():
+            score = np.where(bad, np.nan_to_num(diff, nan=np.inf, posinf=np.inf), -1)
+            idx = np.unravel_index(int(np.argmax(score)), a.shape) if a.ndim else ()
+            problems.append(
+                f"{label}: {int(bad.sum())} of {a.size} elements differ, worst at "
+                f"index {tuple(int(i) for i in idx)}: got {a[idx]!r}, "
+                f"expected {e[idx]!r} (rtol={rtol}, atol={atol})"
+            )
+    return worst, "; ".join(problems)
