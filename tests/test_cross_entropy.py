@@ -1,0 +1,645 @@
+"""Values of the softmax cross-entropy family against the float64 reference formulas,
+golden values, the invariants (jit, vmap, masking, axis, sparse == one-hot), numerics
+at the edges, and the trace-time errors."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+from tests import reference as ref
+
+CE = jaxloss.categorical_cross_entropy
+SPARSE = jaxloss.sparse_categorical_cross_entropy
+
+
+def _logits(rng, shape, scale=2.0):
+    return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _labels(rng, shape, num_classes):
+    return rng.integers(0, num_classes, shape).astype(np.int32)
+
+
+def _soft(rng, shape, axis=-1):
+    t = rng.random(shape) ** 2
+    return (t / t.sum(axis, keepdims=True)).astype(np.float32)
+
+
+def _one_hot(labels, num_classes, axis=-1):
+    return np.moveaxis(np.eye(num_classes, dtype=np.float32)[labels], -1, axis)
+
+
+OPTIONS = [
+    {},
+    {"label_smoothing": 0.1},
+    {"z_loss": 1e-2},
+    {"class_weights": "random"},
+    {"where": "random"},
+    {"class_weights": "random", "label_smoothing": 0.2, "where": "random", "z_loss": 1e-3},
+]
+
+
+def _materialize(opts, rng, batch_shape, num_classes):
+    out = dict(opts)
+    if out.get("class_weights") == "random":
+        out["class_weights"] = rng.uniform(0.2, 3.0, num_classes).astype(np.float32)
+    if out.get("where") == "random":
+        out["where"] = rng.random(batch_shape) < 0.7
+    return out
+
+
+SHAPES_AXES = [((7,), -1), ((6, 5), -1), ((6, 5), 0), ((3, 4, 6), 1), ((3, 4, 6), -1)]
+
+
+# ---------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("opts", OPTIONS)
+@pytest.mark.parametrize("shape,axis", SHAPES_AXES)
+def test_categorical_matches_reference(rng, shape, axis, opts, reduction):
+    x = _logits(rng, shape)
+    t = _soft(rng, shape, axis)
+    batch = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    o = _materialize(opts, rng, batch, shape[axis])
+    got = CE(x, t, axis=axis, reduction=reduction, **o)
+    want = ref.np_categorical(x, t, axis=axis, reduction=reduction, **o)
+    assert got.dtype == jnp.float32
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("opts", OPTIONS + [{"ignore_index": 2}])
+@pytest.mark.parametrize("shape,axis", SHAPES_AXES)
+def test_sparse_matches_reference(rng, shape, axis, opts, reduction):
+    x = _logits(rng, shape)
+    batch = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    y = _labels(rng, batch, shape[axis])
+    o = _materialize(opts, rng, batch, shape[axis])
+    got = SPARSE(x, y, axis=axis, reduction=reduction, **o)
+    want = ref.np_sparse(x, y, axis=axis, reduction=reduction, **o)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_float64_stays_float64(rng):
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.standard_normal((4, 6)))
+        y = jnp.asarray(_labels(rng, (4,), 6))
+        out = SPARSE(x, y, label_smoothing=0.1)
+        assert out.dtype == jnp.float64
+        np.testing.assert_allclose(out, ref.np_sparse(x, y, label_smoothing=0.1), rtol=1e-12)
+        t = jnp.asarray(_soft(rng, (4, 6)), jnp.float64)
+        np.testing.assert_allclose(CE(x, t), ref.np_categorical(x, t), rtol=1e-12)
+
+
+# ----------------------------------------------------------------- golden, by hand
+
+P = np.array([[1.0, 3.0], [2.0, 2.0]])  # softmax of log(P) is P / P.sum()
+LOGITS = np.log(P).astype(np.float32)
+
+
+def test_golden_values_by_hand():
+    labels = np.array([1, 0])
+    ln = math.log
+    # -log .75 and -log .5
+    np.testing.assert_allclose(SPARSE(LOGITS, labels), [-ln(0.75), ln(2)], rtol=1e-6)
+    # class weights [1, 3]: losses [3 * -log .75, 1 * log 2], mean over weights 3 + 1
+    w = np.array([1.0, 3.0], np.float32)
+    np.testing.assert_allclose(
+        SPARSE(LOGITS, labels, class_weights=w), [-3 * ln(0.75), ln(2)], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        SPARSE(LOGITS, labels, class_weights=w, reduction="mean"),
+        (-3 * ln(0.75) + ln(2)) / 4,
+        rtol=1e-6,
+    )
+    # smoothing 0.5 over 2 classes: label 1 -> targets [.25, .75]
+    np.testing.assert_allclose(
+        SPARSE(LOGITS, labels, label_smoothing=0.5)[0],
+        -(0.25 * ln(0.25) + 0.75 * ln(0.75)),
+        rtol=1e-6,
+    )
+    # z-loss: log Z of log(P) is log(4) for both rows
+    np.testing.assert_allclose(
+        SPARSE(LOGITS, labels, z_loss=0.5) - SPARSE(LOGITS, labels),
+        [0.5 * ln(4) ** 2, 0.5 * ln(4) ** 2],
+        rtol=1e-5,
+    )
+    # sum and mean
+    np.testing.assert_allclose(SPARSE(LOGITS, labels, reduction="sum"), ln(2) - ln(0.75), rtol=1e-6)
+    np.testing.assert_allclose(
+        CE(LOGITS, np.array([[0.5, 0.5], [1.0, 0.0]])),
+        [-(0.5 * ln(0.25) + 0.5 * ln(0.75)), ln(2)],
+        rtol=1e-6,
+    )
+
+
+def test_golden_uniform_logits_give_log_num_classes():
+    for num_classes in (2, 10, 1000):
+        x = jnp.zeros((3, num_classes))
+        np.testing.assert_allclose(
+            SPARSE(x, jnp.array([0, 1, num_classes - 1])),
+            math.log(num_classes),
+            rtol=1e-6,
+        )
+
+
+# ---------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_jit_equals_eager_value_and_grad(rng, sparse):
+    x = _logits(rng, (5, 7))
+    tgt = _labels(rng, (5,), 7) if sparse else _soft(rng, (5, 7))
+    fn = SPARSE if sparse else CE
+    kw = dict(label_smoothing=0.1, z_loss=1e-3, reduction="mean")
+
+    def loss(x):
+        return fn(x, tgt, **kw)
+
+    np.testing.assert_allclose(jax.jit(loss)(x), loss(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_vmap_equals_batch(rng, sparse):
+    x = _logits(rng, (4, 3, 6))
+    tgt = _labels(rng, (4, 3), 6) if sparse else _soft(rng, (4, 3, 6))
+    fn = SPARSE if sparse else CE
+    w = rng.uniform(0.5, 2, 6).astype(np.float32)
+    batched = fn(x, tgt, class_weights=w, label_smoothing=0.1)
+    mapped = jax.vmap(lambda a, b: fn(a, b, class_weights=w, label_smoothing=0.1))(x, tgt)
+    np.testing.assert_allclose(mapped, batched, rtol=1e-6)
+    # vmap of the mean: one mean per row of the batch
+    means = jax.vmap(lambda a, b: fn(a, b, reduction="mean"))(x, tgt)
+    np.testing.assert_allclose(means, fn(x, tgt).mean(-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_masking_equals_slicing(rng, sparse, reduction):
+    x = _logits(rng, (10, 6))
+    tgt = _labels(rng, (10,), 6) if sparse else _soft(rng, (10, 6))
+    keep = rng.random(10) < 0.6
+    fn = SPARSE if sparse else CE
+    w = rng.uniform(0.5, 2, 6).astype(np.float32)
+    kw = dict(class_weights=w, label_smoothing=0.1, z_loss=1e-3, reduction=reduction)
+
+    def masked(x):
+        return fn(x, tgt, where=keep, **kw)
+
+    def sliced(x):
+        return fn(x[keep], tgt[keep], **kw)
+
+    np.testing.assert_allclose(masked(x), sliced(x), rtol=1e-6)
+    g = jax.grad(masked)(x)
+    np.testing.assert_allclose(g[keep], jax.grad(sliced)(x)[keep], rtol=1e-5, atol=1e-8)
+    assert np.all(g[~keep] == 0)
+
+
+def test_ignore_index_equals_slicing(rng):
+    x = _logits(rng, (12, 5))
+    y = _labels(rng, (12,), 5)
+    y[[1, 4, 5]] = -100
+    keep = y != -100
+
+    def masked(x):
+        return SPARSE(x, y, ignore_index=-100, reduction="mean", label_smoothing=0.1)
+
+    def sliced(x):
+        return SPARSE(x[keep], y[keep], reduction="mean", label_smoothing=0.1)
+
+    np.testing.assert_allclose(masked(x), sliced(x), rtol=1e-6)
+    g = jax.grad(masked)(x)
+    np.testing.assert_allclose(g[keep], jax.grad(sliced)(x)[keep], rtol=1e-5)
+    assert np.all(g[~keep] == 0)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -2])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_axis_equals_moveaxis(rng, axis, sparse):
+    x = _logits(rng, (3, 4, 5))
+    last = np.moveaxis(x, axis, -1)
+    num_classes = last.shape[-1]
+    w = rng.uniform(0.5, 2, num_classes).astype(np.float32)
+    kw = dict(class_weights=w, label_smoothing=0.1, z_loss=1e-3)
+    if sparse:
+        y = _labels(rng, last.shape[:-1], num_classes)
+        got = SPARSE(x, y, axis=axis, **kw)
+        want = SPARSE(last, y, **kw)
+        g = jax.grad(lambda x: SPARSE(x, y, axis=axis, **kw).sum())(x)
+        g_last = jax.grad(lambda x: SPARSE(x, y, **kw).sum())(last)
+    else:
+        t_last = _soft(rng, last.shape)
+        t = np.moveaxis(t_last, -1, axis)
+        got = CE(x, t, axis=axis, **kw)
+        want = CE(last, t_last, **kw)
+        g = jax.grad(lambda x: CE(x, t, axis=axis, **kw).sum())(x)
+        g_last = jax.grad(lambda x: CE(x, t_last, **kw).sum())(last)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(np.moveaxis(g, axis, -1), g_last, rtol=1e-5, atol=1e-8)
+
+
+OPTION_GRID = [
+    dict(zip(("class_weights", "label_smoothing", "z_loss", "reduction", "where"), v))
+    for v in itertools.product(
+        [None, "random"],
+        [0.0, 0.3],
+        [0.0, 1e-2],
+        ["none", "sum", "mean"],
+        [None, "random"],
+    )
+]
+
+
+@pytest.mark.parametrize("opts", OPTION_GRID)
+def test_sparse_equals_one_hot(rng, opts):
+    x = _logits(rng, (8, 5))
+    x[2, 3] = -np.inf  # a masked class that is not the label
+    y = _labels(rng, (8,), 5)
+    y[2] = 1
+    o = _materialize(opts, rng, (8,), 5)
+    cw = o.pop("class_weights")
+    t = _one_hot(y, 5)
+
+    def sparse(x, cw):
+        return SPARSE(x, y, class_weights=cw, **o)
+
+    def dense(x, cw):
+        return CE(x, t, class_weights=cw, **o)
+
+    np.testing.assert_allclose(sparse(x, cw), dense(x, cw), rtol=1e-6, atol=1e-7)
+    argnums = (0,) if cw is None else (0, 1)
+    ct = np.ones(np.shape(sparse(x, cw)), np.float32)
+    gs = jax.vjp(
+        lambda *a: sparse(*a) if cw is not None else sparse(a[0], None),
+        *((x, cw) if cw is not None else (x,)),
+    )[1](ct)
+    gd = jax.vjp(
+        lambda *a: dense(*a) if cw is not None else dense(a[0], None),
+        *((x, cw) if cw is not None else (x,)),
+    )[1](ct)
+    assert len(gs) == len(argnums)
+    for a, b in zip(gs, gd):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        assert np.all(np.isfinite(a))
+
+
+def test_all_masked_mean_is_zero_with_zero_gradient(rng):
+    x = _logits(rng, (4, 5))
+    y = _labels(rng, (4,), 5)
+    t = _soft(rng, (4, 5))
+    none = np.zeros(4, bool)
+    cases = [
+        lambda x: SPARSE(x, y, where=none, reduction="mean"),
+        lambda x: SPARSE(x, np.full(4, -1), ignore_index=-1, reduction="mean"),
+        lambda x: CE(
+            x,
+            t,
+            where=none,
+            reduction="mean",
+            class_weights=np.ones(5, np.float32),
+            label_smoothing=0.1,
+            z_loss=1.0,
+        ),
+        lambda x: SPARSE(x, y, class_weights=np.zeros(5, np.float32), reduction="mean"),
+    ]
+    for f in cases:
+        value, grad = jax.value_and_grad(f)(x)
+        assert value == 0.0
+        assert np.all(grad == 0)
+
+
+# ------------------------------------------------------------------------ numerics
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_half_precision_computes_in_float32(rng, dtype, sparse):
+    x = jnp.asarray(_logits(rng, (6, 50), scale=4.0), dtype)
+    tgt = _labels(rng, (6,), 50) if sparse else _soft(rng, (6, 50)).astype(dtype)
+    fn = SPARSE if sparse else CE
+    kw = dict(label_smoothing=0.1, z_loss=1e-3)
+    out = fn(x, tgt, **kw)
+    assert out.dtype == jnp.float32
+    # Same as float32 on the same (rounded) inputs: computed in float32 inside.
+    tgt32 = tgt if sparse else tgt.astype(jnp.float32)
+    np.testing.assert_allclose(out, fn(x.astype(jnp.float32), tgt32, **kw), rtol=1e-6)
+    g = jax.grad(lambda x: fn(x, tgt, reduction="mean", **kw))(x)
+    assert g.dtype == dtype
+    g32 = jax.grad(lambda x: fn(x, tgt32, reduction="mean", **kw))(x.astype(jnp.float32))
+    np.testing.assert_allclose(g.astype(np.float32), g32, rtol=1e-2, atol=1e-4)
+    if not sparse:
+        gt = jax.grad(lambda t: fn(x, t, reduction="sum"))(tgt)
+        assert gt.dtype == dtype
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_neg_inf_logits_equal_dropping_the_class(rng, sparse, smoothing):
+    x = _logits(rng, (5, 6))
+    x[:, 4] = -np.inf  # a vocabulary slot that does not exist
+    x[1, 0] = -np.inf
+    y = np.array([0, 1, 2, 3, 5])
+    keep = np.arange(6) != 4
+    w = rng.uniform(0.5, 2, 6).astype(np.float32)
+    if sparse:
+
+        def f(x):
+            return SPARSE(x, y, class_weights=w, label_smoothing=smoothing, reduction="none")
+
+        y_dropped = np.where(y > 4, y - 1, y)
+
+        def f_dropped(x):
+            return SPARSE(x, y_dropped, class_weights=w[keep], label_smoothing=smoothing)
+    else:
+        t = _one_hot(y, 6) * 0.7 + _one_hot((y + 1) % 6, 6) * 0.3
+        t[:, 4] = 0
+        t[1, 0] = 0
+
+        def f(x):
+            return CE(x, t, class_weights=w, label_smoothing=smoothing)
+
+        def f_dropped(x):
+            return CE(x, t[:, keep], class_weights=w[keep], label_smoothing=smoothing)
+
+    value = f(x)
+    assert np.all(np.isfinite(value))
+    if smoothing == 0:  # with smoothing, row 1 also loses class 0 (K = 4, not 5)
+        np.testing.assert_allclose(value, f_dropped(x[:, keep]), rtol=1e-6)
+    else:
+        rows = np.array([0, 2, 3, 4])
+        np.testing.assert_allclose(value[rows], f_dropped(x[:, keep])[rows], rtol=1e-6)
+    g = jax.grad(lambda x: f(x).sum())(x)
+    assert np.all(np.isfinite(g))
+    assert np.all(g[:, 4] == 0) and g[1, 0] == 0
+    # Forward mode and the Hessian stay finite as well.
+    _, tangent = jax.jvp(lambda x: f(x).sum(), (x,), (np.ones_like(x),))
+    assert np.isfinite(tangent)
+    assert np.all(np.isfinite(jax.hessian(lambda x: f(x).sum())(x)))
+    if not sparse:  # gradient w.r.t. targets: -log p, and 0 for a -inf class
+        gt = jax.grad(lambda t: CE(x, t).sum())(t)
+        assert np.all(np.isfinite(gt)) and np.all(gt[:, 4] == 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_masked_rows_with_nan_or_inf_get_zero_gradient(rng, sparse, bad):
+    x = _logits(rng, (4, 5))
+    x[1] = bad
+    x[2, 3] = bad
+    keep = np.array([True, False, False, True])
+    tgt = _labels(rng, (4,), 5) if sparse else _soft(rng, (4, 5))
+    if not sparse:
+        tgt[1] = np.nan  # masked targets may be garbage too
+    fn = SPARSE if sparse else CE
+    kw = dict(where=keep, label_smoothing=0.1, z_loss=1e-2, class_weights=np.ones(5, np.float32))
+    for reduction in ("none", "mean", "sum"):
+        value, g = jax.value_and_grad(lambda x: jnp.sum(fn(x, tgt, reduction=reduction, **kw)))(x)
+        assert np.isfinite(value)
+        assert np.all(np.isfinite(g))
+        assert np.all(g[~keep] == 0)
+    assert np.all(fn(x, tgt, **kw)[~keep] == 0)
+    if not sparse:
+        gt = jax.grad(lambda t: CE(x, t, reduction="sum", **kw))(tgt)
+        assert np.all(gt[~keep] == 0) and np.all(np.isfinite(gt))
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e30, 3e38])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_huge_logits_stay_finite_and_accurate(rng, sparse, scale):
+    x = (rng.standard_normal((4, 6)) * 0.1).astype(np.float64)
+    x[:, 2] += 1.0
+    x = (x * scale).astype(np.float32) if scale < 3e38 else x.astype(np.float32)
+    if scale >= 3e38:
+        x[:, 0] = 3e38
+        x[:, 1] = -3e38
+    y = np.array([2, 0, 3, 3])  # the loss of a label at -3e38 would overflow float32
+    tgt = y if sparse else _one_hot(y, 6)
+    fn = SPARSE if sparse else CE
+    value = fn(x, tgt)
+    want = ref.np_sparse(x, y)
+    assert np.all(np.isfinite(value))
+    np.testing.assert_allclose(value, want, rtol=1e-6)
+    g = jax.grad(lambda x: fn(x, tgt, reduction="sum"))(x)
+    assert np.all(np.isfinite(g))
+
+
+def test_huge_logits_keep_precision_where_naive_cancels():
+    # lse - x_y with both ~ 1e4: the difference of two close float32 numbers
+    x = np.array([[1e4, 1e4 + 1.0]], np.float32)
+    np.testing.assert_allclose(SPARSE(x, np.array([1])), math.log1p(math.exp(-1)), rtol=1e-6)
+
+
+def test_out_of_range_labels_are_nan_never_wrapped(rng):
+    x = _logits(rng, (5, 4))
+    y = np.array([0, -100, 4, -1, 3])
+    out = SPARSE(x, y)
+    assert np.isfinite(out[0]) and np.isfinite(out[4])
+    assert np.all(np.isnan(out[1:4]))  # optax would read -100 as class 0 here
+    assert np.isnan(SPARSE(x, y, reduction="mean"))
+    # ignore_index makes -100 a skip; the others stay NaN
+    out = SPARSE(x, y, ignore_index=-100)
+    assert out[1] == 0 and np.isnan(out[2]) and np.isnan(out[3])
+    # masked-out bad labels are fine
+    keep = np.array([True, False, False, False, True])
+    value, g = jax.value_and_grad(lambda x: SPARSE(x, y, where=keep, reduction="mean"))(x)
+    assert np.isfinite(value) and np.all(np.isfinite(g))
+    # class_weights do not make a bad label read another class's weight
+    assert np.isnan(SPARSE(x, y, class_weights=np.ones(4, np.float32))[2])
+
+
+def test_small_integer_label_dtypes(rng):
+    x = _logits(rng, (4, 300))
+    y = np.array([0, 200, 299, 5])
+    want = SPARSE(x, y.astype(np.int32))
+    np.testing.assert_allclose(SPARSE(x, y.astype(np.uint16)), want)
+    np.testing.assert_allclose(
+        SPARSE(x, (y % 256).astype(np.uint8)), SPARSE(x, (y % 256).astype(np.int32))
+    )
+    np.testing.assert_allclose(
+        SPARSE(x[:, :100], (y % 100).astype(np.int8)),
+        SPARSE(x[:, :100], (y % 100).astype(np.int32)),
+    )
+
+
+def test_targets_not_renormalized_and_integer_targets(rng):
+    x = _logits(rng, (3, 4))
+    t = _soft(rng, (3, 4))
+    np.testing.assert_allclose(CE(x, 2 * t), 2 * CE(x, t), rtol=1e-6)
+    y = np.array([0, 3, 1])
+    np.testing.assert_allclose(CE(x, _one_hot(y, 4).astype(np.int32)), SPARSE(x, y), rtol=1e-6)
+
+
+# ------------------------------------------------------------- optax drop-in names
+
+
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((6, 5), -1), ((6, 5), 0), ((2, 3, 4), 1), ((2, 3, 4), (1, 2)), ((2, 3, 4), None)],
+)
+def test_softmax_cross_entropy_matches_optax(rng, shape, axis):
+    x = _logits(rng, shape)
+    t = rng.random(shape).astype(np.float32)
+    np.testing.assert_allclose(
+        jaxloss.softmax_cross_entropy(x, t, axis),
+        optax.softmax_cross_entropy(x, t, axis),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    ga = jax.grad(lambda x, t: jaxloss.softmax_cross_entropy(x, t, axis).sum(), (0, 1))
+    gb = jax.grad(lambda x, t: optax.softmax_cross_entropy(x, t, axis).sum(), (0, 1))
+    for a, b in zip(ga(x, t), gb(x, t)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape,axis", [((6, 5), -1), ((6, 5), 0), ((2, 3, 4), 1), ((1, 2, 3, 4), (2, 3))]
+)
+def test_integer_labels_match_optax(rng, shape, axis):
+    x = _logits(rng, shape)
+    axes = (axis,) if isinstance(axis, int) else axis
+    axes = tuple(a % len(shape) for a in axes)
+    batch = tuple(s for i, s in enumerate(shape) if i not in axes)
+    num_classes = math.prod(shape[a] for a in axes)
+    y = _labels(rng, batch, num_classes)
+    np.testing.assert_allclose(
+        jaxloss.softmax_cross_entropy_with_integer_labels(x, y, axis),
+        optax.softmax_cross_entropy_with_integer_labels(x, y, axis),
+        rtol=1e-5,
+    )
+    ga = jax.grad(lambda x: jaxloss.softmax_cross_entropy_with_integer_labels(x, y, axis).sum())(x)
+    gb = jax.grad(lambda x: optax.softmax_cross_entropy_with_integer_labels(x, y, axis).sum())(x)
+    np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-7)
+
+
+def test_optax_per_example_where_agrees(rng):
+    x = _logits(rng, (6, 5))
+    y = _labels(rng, (6,), 5)
+    t = _soft(rng, (6, 5))
+    keep = rng.random(6) < 0.5
+    np.testing.assert_allclose(
+        jaxloss.softmax_cross_entropy_with_integer_labels(x, y, where=keep),
+        optax.softmax_cross_entropy_with_integer_labels(x, y, where=keep),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        jaxloss.softmax_cross_entropy(x, t, where=keep),
+        optax.softmax_cross_entropy(x, t, where=keep),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+
+
+def test_optax_class_level_where_is_refused_with_advice(rng):
+    x = _logits(rng, (6, 5))
+    with pytest.raises(ValueError, match="-inf logits"):
+        jaxloss.softmax_cross_entropy(x, _soft(rng, (6, 5)), where=np.ones((6, 5), bool))
+
+
+def test_optax_gives_nan_gradient_where_we_do_not():
+    x = np.array([[0.0, -np.inf, 1.0]], np.float32)
+    t = np.array([[0.5, 0.0, 0.5]], np.float32)
+    g_optax = jax.grad(lambda x: optax.softmax_cross_entropy(x, t).sum())(x)
+    g_ours = jax.grad(lambda x: CE(x, t).sum())(x)
+    assert np.all(np.isfinite(g_ours))
+    assert not np.all(np.isfinite(g_optax)) or np.allclose(g_ours, g_optax)
+
+
+# -------------------------------------------------------------------------- errors
+
+
+def _err(exc, match, f, *a, **k):
+    with pytest.raises(exc, match=match):
+        f(*a, **k)
+
+
+def test_trace_time_errors_name_the_argument():
+    x = np.zeros((8, 5), np.float32)
+    y = np.zeros(8, np.int32)
+    t = np.zeros((8, 5), np.float32)
+    _err(
+        ValueError,
+        r"labels has shape \(8, 3\) but logits \(8, 5\) .* need labels "
+        r"of shape \(8,\)",
+        SPARSE,
+        x,
+        np.zeros((8, 3), np.int32),
+    )
+    _err(
+        TypeError, "labels must have an integer dtype, got float32", SPARSE, x, y.astype(np.float32)
+    )
+    _err(TypeError, "logits must have a floating dtype, got int32", SPARSE, x.astype(np.int32), y)
+    _err(ValueError, "logits must have at least 1 dimension", SPARSE, np.float32(1), y)
+    _err(ValueError, r"targets has shape \(8, 4\) but logits have shape \(8, 5\)", CE, x, t[:, :4])
+    _err(
+        ValueError,
+        r"class_weights has shape \(4,\) but logits have 5 classes",
+        SPARSE,
+        x,
+        y,
+        class_weights=np.ones(4, np.float32),
+    )
+    _err(
+        ValueError,
+        r"class_weights has shape \(5, 1\)",
+        CE,
+        x,
+        t,
+        class_weights=np.ones((5, 1), np.float32),
+    )
+    _err(
+        TypeError,
+        "class_weights must have a floating dtype",
+        SPARSE,
+        x,
+        y,
+        class_weights=np.ones(5, np.int32),
+    )
+    for bad in (-0.1, 1.5):
+        _err(ValueError, r"label_smoothing must be in \[0, 1\]", SPARSE, x, y, label_smoothing=bad)
+    _err(ValueError, "z_loss must be >= 0", CE, x, t, z_loss=-1.0)
+    _err(ValueError, "reduction must be one of", SPARSE, x, y, reduction="avg")
+    _err(ValueError, "reduction must be one of", CE, x, t, reduction="batchmean")
+    _err(ValueError, "axis=2 is out of range for logits", SPARSE, x, y, axis=2)
+    _err(ValueError, "axis=-3 is out of range", CE, x, t, axis=-3)
+    _err(TypeError, "axis must be an int", CE, x, t, axis=1.0)
+    _err(
+        ValueError,
+        r"where has shape \(7,\), which does not broadcast to the "
+        r"per-example shape \(8,\)",
+        SPARSE,
+        x,
+        y,
+        where=np.ones(7, bool),
+    )
+    _err(TypeError, "where must be a boolean mask", SPARSE, x, y, where=np.ones(8, np.float32))
+    _err(TypeError, "ignore_index must be a Python int", SPARSE, x, y, ignore_index=1.5)
+    _err(
+        TypeError,
+        "label_smoothing must be a Python number known at trace time",
+        jax.jit(lambda s: SPARSE(x, y, label_smoothing=s)),
+        0.1,
+    )
+    _err(TypeError, "label_smoothing must be a number", SPARSE, x, y, label_smoothing="a")
+    with pytest.raises(TypeError, match="2 positional arguments"):
+        SPARSE(x, y, -1)  # options are keyword-only
+
+
+def test_errors_are_raised_at_trace_time_under_jit():
+    x = jnp.zeros((8, 5))
+
+    @jax.jit
+    def f(x, y):
+        return SPARSE(x, y)
+
+    with pytest.raises(ValueError, match="labels has shape"):
+        jax.eval_shape(f, x, jnp.zeros((8, 3), jnp.int32))

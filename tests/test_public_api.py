@@ -1,0 +1,72 @@
+"""The public names, their signatures, and the package metadata."""
+
+import inspect
+import pathlib
+
+import jaxloss
+
+PUBLIC = {
+    "categorical_cross_entropy",
+    "sparse_categorical_cross_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "checked",
+    "testing",
+}
+
+
+def test_public_names():
+    names = {n for n in dir(jaxloss) if not n.startswith("_")}
+    assert names == PUBLIC
+    assert jaxloss.testing.check_derivatives.__module__ == "jaxloss.testing"
+
+
+def test_every_public_function_has_a_docstring_with_an_example():
+    for name in PUBLIC - {"testing"}:
+        doc = getattr(jaxloss, name).__doc__
+        assert doc and ">>>" in doc, name
+    assert ">>>" in jaxloss.testing.check_derivatives.__doc__
+
+
+def _params(f):
+    return {n: (p.kind, p.default) for n, p in inspect.signature(f).parameters.items()}
+
+
+def test_signatures():
+    kw = inspect.Parameter.KEYWORD_ONLY
+    pos = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    empty = inspect.Parameter.empty
+    assert _params(jaxloss.categorical_cross_entropy) == {
+        "logits": (pos, empty),
+        "targets": (pos, empty),
+        "axis": (kw, -1),
+        "where": (kw, None),
+        "class_weights": (kw, None),
+        "label_smoothing": (kw, 0.0),
+        "z_loss": (kw, 0.0),
+        "reduction": (kw, "none"),
+    }
+    assert _params(jaxloss.sparse_categorical_cross_entropy) == {
+        "logits": (pos, empty),
+        "labels": (pos, empty),
+        "axis": (kw, -1),
+        "where": (kw, None),
+        "ignore_index": (kw, None),
+        "class_weights": (kw, None),
+        "label_smoothing": (kw, 0.0),
+        "z_loss": (kw, 0.0),
+        "reduction": (kw, "none"),
+    }
+    # The optax drop-ins take optax's arguments, positionally too.
+    for name in ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels"):
+        assert _params(getattr(jaxloss, name)) == {
+            "logits": (pos, empty),
+            "labels": (pos, empty),
+            "axis": (pos, -1),
+            "where": (pos, None),
+        }
+
+
+def test_version_and_typed_marker():
+    assert jaxloss.__version__ and jaxloss.__version__ != "0.0.0+unknown"
+    assert (pathlib.Path(jaxloss.__file__).parent / "py.typed").exists()
