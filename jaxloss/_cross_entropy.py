@@ -56,73 +56,120 @@ def _class_weights_along(cw: jax.Array, axis: int, ndim: int, dtype) -> jax.Arra
     return jnp.expand_dims(cw.astype(dtype), tuple(range(1, ndim - axis)))
 
 
-def _shifted_logits(logits, mask, row_max, dtype):
-    """``x - m`` with masked examples' logits replaced by 0 (so NaN/inf cannot leak)."""
+def _masked_logits(logits, mask_c, dtype):
+    """The logits in ``dtype``, with masked examples' rows replaced by 0 (NaN/inf in a
+    masked row must not reach any value or derivative)."""
     x = logits.astype(dtype)
-    if mask is not None:
-        x = jnp.where(mask, x, 0)
-    return x - row_max
+    return x if mask_c is None else jnp.where(mask_c, x, 0)
 
 
-def _row_max(logits, mask, axis, dtype):
-    x = logits.astype(dtype)
-    if mask is not None:
-        x = jnp.where(mask, x, 0)
+def _row_max(x, axis):
     m = jnp.max(x, axis, keepdims=True)
     # A row of -inf (or with +inf) has no finite max; shifting by 0 keeps it honest.
     return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
 
 
-def _targets(axis, sparse, smoothing, xm, targets, class_weights, mask):
-    """The smoothed targets ``t~`` and the weighted targets ``s = cw * t~``.
+def _sparse_labels(labels, num_classes, axis):
+    """``(labels_ok, safe_labels)`` with the class axis kept: a label outside
+    ``[0, C)`` is not ok and reads class 0 (its result is replaced by NaN)."""
+    labels = jnp.expand_dims(labels, axis)
+    ok = (labels >= 0) & (labels < num_classes)
+    return ok, jnp.where(ok, labels, 0)
 
-    Returns ``(t_smooth, s, labels_ok)``, each broadcastable to ``xm``;
-    ``labels_ok`` is False for an integer label outside ``[0, C)`` (None for soft).
-    """
-    dtype = xm.dtype
-    num_classes = xm.shape[axis]
-    cw = (
-        None if class_weights is None else _class_weights_along(class_weights, axis, xm.ndim, dtype)
-    )
-    labels_ok = None
+
+def _label_weight(class_weights, safe_labels, dtype):
+    """``w_{y_i}`` per example (1 without class weights)."""
+    if class_weights is None:
+        return jnp.ones(safe_labels.shape, dtype)
+    return jnp.take(class_weights.astype(dtype), safe_labels)
+
+
+def _total_weight(class_weights, num_classes, dtype):
+    """``sum_c w_c``."""
+    if class_weights is None:
+        return jnp.asarray(num_classes, dtype)
+    return jnp.sum(class_weights.astype(dtype))
+
+
+def _weighted_targets(axis, sparse, smoothing, x, targets, class_weights):
+    """``t~`` (smoothed targets) and ``s = w * t~``, elementwise, broadcast to ``x``."""
+    dtype = x.dtype
+    num_classes = x.shape[axis]
     if sparse:
-        labels = jnp.expand_dims(targets, axis)
-        labels_ok = (labels >= 0) & (labels < num_classes)
-        classes = jax.lax.broadcasted_iota(labels.dtype, xm.shape, axis)
-        t = (classes == labels).astype(dtype)
+        _, safe = _sparse_labels(targets, num_classes, axis)
+        classes = jax.lax.broadcasted_iota(safe.dtype, x.shape, axis)
+        t = (classes == safe).astype(dtype)
     else:
         t = targets.astype(dtype)
-        if mask is not None:
-            t = jnp.where(mask, t, 0)
     if smoothing:
-        # Mass eps/K to each of the K classes that are not masked out with -inf.
-        valid = xm > -jnp.inf
-        k = jnp.sum(valid, axis, keepdims=True, dtype=dtype)
-        t = (1 - smoothing) * t + jnp.where(valid, smoothing / jnp.maximum(k, 1), 0)
-    s = t if cw is None else cw * t
-    return t, s, labels_ok
+        t = (1 - smoothing) * t + smoothing / num_classes
+    if class_weights is None:
+        return t, t
+    return t, _class_weights_along(class_weights, axis, x.ndim, dtype) * t
 
 
-def _neg_log_probs(xm, lse_rel):
-    """``lse - x_c`` (= -log p_c), with 0 for classes masked out by -inf logits."""
-    return jnp.where(xm > -jnp.inf, lse_rel - xm, 0)
+def _target_logit(s, x, shift, axis):
+    """``sum_c s_c (x_c - m)`` and whether it is ``-inf`` (some ``s_c > 0`` sits on a
+    class with a ``-inf`` logit, so the loss is ``+inf``).
+
+    A class with ``s_c = 0`` and ``x_c = -inf`` adds exactly 0: the clamp keeps
+    ``0 * (-inf)`` from making NaN without a select, which XLA:CPU would not fuse
+    into the reduction.
+    """
+    floor = jnp.finfo(x.dtype).min
+    total = jnp.sum(s * jnp.maximum(x - shift, floor), axis, keepdims=True)
+    infinite = jnp.any((s > 0) & (x == -jnp.inf), axis, keepdims=True)
+    return total, infinite
 
 
 def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask):
+    """Per-example loss and the statistics the derivative rule needs.
+
+    Each ``[..., C]`` quantity below is a single reduction reading the inputs
+    directly (no ``[..., C]`` intermediate is written), so XLA can fuse it into one
+    pass, on CPU as well as on GPU.
+    """
     dtype = _compute_dtype(logits)
+    num_classes = logits.shape[axis]
     mask_c = _expand(mask, axis)
-    row_max = _row_max(logits, mask_c, axis, dtype)
-    xm = _shifted_logits(logits, mask_c, row_max, dtype)
-    lse_rel = jnp.log(jnp.sum(jnp.exp(xm), axis, keepdims=True))
-    _, s, labels_ok = _targets(axis, sparse, smoothing, xm, targets, class_weights, mask_c)
-    # -sum_c s_c log p_c = S * lse - sum_c s_c x_c, with 0 * (-inf) read as 0.
-    target_total = jnp.sum(s, axis, keepdims=True)
-    target_logit = jnp.sum(jnp.where(s == 0, 0, s * xm), axis, keepdims=True)
-    loss = target_total * lse_rel - target_logit
+    x = _masked_logits(logits, mask_c, dtype)
+    row_max = _row_max(x, axis)
+    lse_rel = jnp.log(jnp.sum(jnp.exp(x - row_max), axis, keepdims=True))
+    # The target term recomputes x - m from a copy of m behind a barrier, so XLA does
+    # not share (and materialize) x - m between this reduction and the one above.
+    shift = jax.lax.optimization_barrier(row_max)
+    labels_ok = infinite = None
+    if sparse:
+        # -sum_c s_c log p_c with s = w_y (1-eps) onehot(y) + w eps / C
+        labels_ok, safe = _sparse_labels(targets, num_classes, axis)
+        w_y = _label_weight(class_weights, safe, dtype)
+        x_y = jnp.take_along_axis(logits, safe, axis).astype(dtype)
+        if mask_c is not None:
+            x_y = jnp.where(mask_c, x_y, 0)
+        a = (1 - smoothing) * w_y
+        mass = a
+        target_logit = jnp.where(a == 0, 0, a * (x_y - row_max))  # 0 * (-inf) is 0
+        if smoothing:
+            b = smoothing / num_classes
+            mass = mass + b * _total_weight(class_weights, num_classes, dtype)
+            w = jnp.ones((), dtype)
+            if class_weights is not None:
+                w = _class_weights_along(class_weights, axis, x.ndim, dtype)
+            smooth_logit, infinite = _target_logit(w, x, shift, axis)
+            target_logit = target_logit + b * smooth_logit
+    else:
+        _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
+        if mask_c is not None:
+            s = jnp.where(mask_c, s, 0)
+        mass = jnp.sum(s, axis, keepdims=True)
+        target_logit, infinite = _target_logit(s, x, shift, axis)
+    loss = mass * lse_rel - target_logit
+    if infinite is not None:
+        loss = jnp.where(infinite, jnp.inf, loss)
     if z_loss:
         loss = loss + z_loss * (lse_rel + row_max) ** 2
     loss = _finish(loss, labels_ok, mask_c)
-    return jnp.squeeze(loss, axis), (row_max, lse_rel)
+    return jnp.squeeze(loss, axis), (row_max, lse_rel, mass)
 
 
 def _finish(value, labels_ok, mask_c):
@@ -151,6 +198,7 @@ def _tangent(
     mask,
     row_max,
     lse_rel,
+    mass,
     d_logits,
     d_targets,
     d_class_weights,
@@ -159,16 +207,18 @@ def _tangent(
 
     Run under ``jax.checkpoint``: its residuals are its array inputs, never the
     ``[..., C]`` softmax, which the backward pass recomputes from ``row_max`` and
-    ``lse_rel``.
+    ``lse_rel``. In reverse mode it becomes one elementwise pass that writes the
+    gradient.
     """
     dtype = _compute_dtype(logits)
     mask_c = _expand(mask, axis)
-    xm = _shifted_logits(logits, mask_c, row_max, dtype)
-    t, s, labels_ok = _targets(axis, sparse, smoothing, xm, targets, class_weights, mask_c)
+    x = _masked_logits(logits, mask_c, dtype)
+    xm = x - row_max
+    t, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
+    labels_ok = _sparse_labels(targets, x.shape[axis], axis)[0] if sparse else None
     out = 0
     if d_logits is not None:
-        p = jnp.exp(xm - lse_rel)
-        coef = jnp.sum(s, axis, keepdims=True)
+        coef = mass
         if z_loss:
             coef = coef + 2 * z_loss * (lse_rel + row_max)
         if labels_ok is not None:  # NaN gradient for a bad label, also in reverse mode
@@ -176,18 +226,19 @@ def _tangent(
         dx = d_logits.astype(dtype)
         if mask_c is not None:
             dx = jnp.where(mask_c, dx, 0)
-        out = out + jnp.sum((coef * p - s) * dx, axis, keepdims=True)
+        out = out + jnp.sum((coef * jnp.exp(xm - lse_rel) - s) * dx, axis, keepdims=True)
     if d_targets is not None or d_class_weights is not None:
-        nlp = _neg_log_probs(xm, lse_rel)
+        # -log p_c, taken as 0 for a class masked out by a -inf logit
+        nlp = jnp.where(x > -jnp.inf, lse_rel - xm, 0)
         if d_targets is not None:
             dt = (1 - smoothing) * d_targets.astype(dtype)
             if mask_c is not None:
                 dt = jnp.where(mask_c, dt, 0)
             if class_weights is not None:
-                dt = _class_weights_along(class_weights, axis, xm.ndim, dtype) * dt
+                dt = _class_weights_along(class_weights, axis, x.ndim, dtype) * dt
             out = out + jnp.sum(nlp * dt, axis, keepdims=True)
         if d_class_weights is not None:
-            dcw = _class_weights_along(d_class_weights, axis, xm.ndim, dtype)
+            dcw = _class_weights_along(d_class_weights, axis, x.ndim, dtype)
             out = out + jnp.sum(dcw * t * nlp, axis, keepdims=True)
     out = _finish(jnp.broadcast_to(out, lse_rel.shape), labels_ok, mask_c)
     return jnp.squeeze(out, axis)
@@ -208,13 +259,22 @@ def _softmax_xent_jvp(axis, sparse, smoothing, z_loss, primals, tangents):
     d_logits, d_targets, d_class_weights, _ = map(_nonzero, tangents)
     if sparse:
         d_targets = None
-    loss, (row_max, lse_rel) = _forward(
+    loss, (row_max, lse_rel, mass) = _forward(
         axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask
     )
     if d_logits is None and d_targets is None and d_class_weights is None:
         return loss, jnp.zeros_like(loss)
     tangent = jax.checkpoint(functools.partial(_tangent, axis, sparse, smoothing, z_loss))(
-        logits, targets, class_weights, mask, row_max, lse_rel, d_logits, d_targets, d_class_weights
+        logits,
+        targets,
+        class_weights,
+        mask,
+        row_max,
+        lse_rel,
+        mass,
+        d_logits,
+        d_targets,
+        d_class_weights,
     )
     return loss, tangent
 
@@ -335,18 +395,19 @@ def categorical_cross_entropy(
     .. math::
         \ell_i = -\sum_c w_c\,\tilde t_{ic} \log \operatorname{softmax}(x_i)_c
                  + z \,\big(\log \textstyle\sum_c e^{x_{ic}}\big)^2,
-        \qquad \tilde t_{ic} = (1-\varepsilon)\, t_{ic} + \varepsilon / K_i
+        \qquad \tilde t_{ic} = (1-\varepsilon)\, t_{ic} + \varepsilon / C
 
-    where ``w`` are the class weights (1 without), ``eps`` the label smoothing and
-    ``K_i`` the number of classes whose logit is not ``-inf`` (``C`` when none is
-    masked, which is PyTorch's and Keras's smoothing).
+    where ``w`` are the class weights (1 without) and ``eps`` the label smoothing
+    (mass ``eps/C`` to every class, PyTorch's and Keras's convention).
 
     The targets are not renormalized: a row summing to ``a`` weighs ``a`` times as
     much (optax behaves the same). Classes can be masked by ``-inf`` logits: a class
     with ``-inf`` logit and zero target mass contributes exactly 0 to the value and
-    the gradient, and label smoothing spreads its mass over the unmasked classes only.
-    The gradient with respect to ``targets`` is ``-(1 - eps) w_c log p_c``, taken as 0
-    for a masked (``-inf``) class.
+    the gradient (optax's gradient is NaN there). Positive target mass on such a class,
+    which label smoothing gives every class, makes the loss infinite (about ``1e38``
+    or more; PyTorch gives ``inf``) while the gradient with respect to the logits
+    stays finite. The gradient with respect to ``targets`` is
+    ``-(1 - eps) w_c log p_c``, taken as 0 for a masked (``-inf``) class.
 
     Args:
       logits: ``[..., C, ...]`` unnormalized log-probabilities, class axis ``axis``.
@@ -445,7 +506,7 @@ def sparse_categorical_cross_entropy(
 
     .. math::
         \ell_i = (1-\varepsilon)\, w_{y_i} \big(\operatorname{lse}(x_i) - x_{i y_i}\big)
-          + \frac{\varepsilon}{K_i} \sum_{c} w_c \big(\operatorname{lse}(x_i) - x_{ic}\big)
+          + \frac{\varepsilon}{C} \sum_{c} w_c \big(\operatorname{lse}(x_i) - x_{ic}\big)
           + z\, \operatorname{lse}(x_i)^2
 
     the same value and gradient as :func:`categorical_cross_entropy` on the one-hot
@@ -468,8 +529,7 @@ def sparse_categorical_cross_entropy(
       where: boolean mask broadcastable to ``labels.shape``.
       ignore_index: a label value to skip (PyTorch's ``ignore_index``, e.g. -100).
       class_weights: ``[C]`` weight per class.
-      label_smoothing: ``eps`` in [0, 1]; mass ``eps/K`` goes to each of the ``K``
-        classes not masked by a ``-inf`` logit (``K = C`` when none is).
+      label_smoothing: ``eps`` in [0, 1]; mass ``eps/C`` goes to every class.
       z_loss: coefficient of the ``lse**2`` penalty added to every unmasked example.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` (weighted mean; 0.0 with zero
         gradient when every example is masked).

@@ -56,9 +56,7 @@ def np_categorical(
         mask = np.broadcast_to(np.asarray(where), mask.shape)
     x = np.where(mask[..., None], x, 0.0)
     t = np.where(mask[..., None], t, 0.0)
-    valid = x > -np.inf
-    k = valid.sum(-1, keepdims=True)
-    t_smooth = (1 - label_smoothing) * t + label_smoothing * valid / np.maximum(k, 1)
+    t_smooth = (1 - label_smoothing) * t + label_smoothing / num_classes
     logp = np_log_softmax(x)
     with np.errstate(invalid="ignore"):
         terms = np.where(t_smooth == 0, 0.0, w * t_smooth * logp)
@@ -95,12 +93,9 @@ def np_sparse(
     y_safe = np.where(in_range & mask, y, 0)
     x = np.where(mask[..., None], x, 0.0)
     logp = np_log_softmax(x)
-    valid = x > -np.inf
-    k = valid.sum(-1)
     nll = -np.take_along_axis(logp, y_safe[..., None], -1)[..., 0]
     w_y = w[y_safe]
-    with np.errstate(invalid="ignore"):
-        smooth = -np.where(valid, w * logp, 0.0).sum(-1) / np.maximum(k, 1)
+    smooth = -(w * logp).sum(-1) / num_classes
     losses = (1 - label_smoothing) * w_y * nll
     if label_smoothing:
         losses = losses + label_smoothing * smooth
