@@ -18,7 +18,7 @@ def test_reduce_none_sum_mean():
 
 def test_mean_of_nothing_is_zero_with_zero_gradient():
     weights = jnp.zeros(3)
-    value, grad = jax.value_and_grad(lambda l: _reduction.reduce(l, weights, "mean"))(jnp.zeros(3))
+    value, grad = jax.value_and_grad(lambda v: _reduction.reduce(v, weights, "mean"))(jnp.zeros(3))
     assert value == 0.0 and np.all(grad == 0) and np.all(np.isfinite(grad))
 
 

@@ -1,0 +1,105 @@
+"""The shared measuring helpers of the benchmark scripts (method: shared/BENCHMARKS.md).
+
+* :func:`interleaved_medians` times compiled functions alternately (A B A B ...),
+  blocking on every output, and returns each one's median;
+* :func:`copy_bandwidth` and :func:`matmul_flops` measure the machine's two ceilings in
+  the same process;
+* :func:`temp_bytes` and :func:`residual_bytes` report what a function needs in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.ad_checkpoint import print_saved_residuals
+
+
+def block(x: Any) -> Any:
+    return jax.block_until_ready(x)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[..., Any]],
+    args: Sequence[Any],
+    *,
+    repeats: int = 9,
+    warmup: int = 2,
+    min_seconds: float = 0.0,
+) -> dict[str, float]:
+    """Median wall time (s) of each already-jitted function, timed A B A B ...
+
+    Each function is compiled and run ``warmup`` times first; then the functions take
+    turns, ``repeats`` times each (more if ``min_seconds`` has not passed).
+    """
+    for f in fns.values():
+        for _ in range(warmup):
+            block(f(*args))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    while True:
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            block(f(*args))
+            times[name].append(time.perf_counter() - t0)
+        n = len(next(iter(times.values())))
+        if n >= repeats and time.perf_counter() - start >= min_seconds:
+            break
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def copy_bandwidth(num_bytes: int = 1 << 29, repeats: int = 7) -> float:
+    """Device copy bandwidth in bytes/s: (bytes read + bytes written) / time."""
+    n = num_bytes // 4
+    x = jax.random.normal(jax.random.key(0), (n,), jnp.float32)
+    copy = jax.jit(lambda x: x * 1.0000001)  # a real read and write, not an alias
+    t = interleaved_medians({"copy": copy}, [x], repeats=repeats)["copy"]
+    return 2 * n * 4 / t
+
+
+def matmul_flops(n: int = 2048, dtype=jnp.float32, repeats: int = 7) -> float:
+    """Matrix-multiply rate in FLOP/s on an n x n x n product."""
+    a = jax.random.normal(jax.random.key(1), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(2), (n, n), dtype)
+    mm = jax.jit(jnp.matmul)
+    t = interleaved_medians({"mm": mm}, [a, b], repeats=repeats)["mm"]
+    return 2 * n**3 / t
+
+
+def temp_bytes(fn: Callable[..., Any], *args: Any) -> int | None:
+    """Compiled temporary memory (``memory_analysis().temp_size_in_bytes``)."""
+    try:
+        analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    except Exception:  # some backends have no analysis
+        return None
+    return None if analysis is None else int(analysis.temp_size_in_bytes)
+
+
+_ITEMSIZE = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "i32": 4, "i64": 8, "bool": 1, "u8": 1}
+
+
+def residual_bytes(fn: Callable[..., Any], *args: Any) -> tuple[int, list[str]]:
+    """Bytes that reverse mode keeps across the forward/backward split, beyond the
+    arguments themselves (as ``jax.ad_checkpoint.print_saved_residuals`` lists them)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        print_saved_residuals(fn, *args)
+    total, rows = 0, []
+    for line in buf.getvalue().strip().splitlines():
+        m = re.match(r"(\w+)\[([\d,]*)\]\s+(.*)", line)
+        if not m or m.group(3).startswith("from the argument"):
+            continue
+        size = 1
+        for d in m.group(2).split(","):
+            if d:
+                size *= int(d)
+        total += size * _ITEMSIZE.get(m.group(1), 4)
+        rows.append(f"{m.group(1)}[{m.group(2)}]")
+    return total, rows

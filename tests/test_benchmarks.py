@@ -1,0 +1,26 @@
+"""The benchmark suite's --quick mode runs (tiny shapes), so the suite cannot rot."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_quick_benchmark_suite(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = run  # dataclasses look their module up
+    spec.loader.exec_module(run)
+    report = run.main(["--quick", "--out", str(tmp_path), "--repeats", "1"])
+    names = {r["loss"] for r in report["results"]}
+    assert {"sparse_categorical_cross_entropy", "categorical_cross_entropy"} <= names
+    for r in report["results"]:
+        assert r["median_s"]["jaxloss"] > 0
+        assert r["value_error"] < 1e-3
+        if r["mode"] == "fwd+bwd":
+            # O(N) residuals: nothing of the logits' size beyond the inputs
+            assert r["residual_bytes"]["jaxloss"] <= 16 * r["n"], r
+    saved = json.loads((tmp_path / "cpu-quick.json").read_text())
+    assert saved["results"] and (tmp_path / "cpu-quick.md").read_text().startswith("###")
