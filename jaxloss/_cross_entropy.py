@@ -21,17 +21,13 @@ the softmax from them; a ``custom_jvp`` (unlike a ``custom_vjp``) keeps forward 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from . import _checks, _reduction
-
-Axis = int | Sequence[int] | None
-
+from . import _checks, _numerics, _reduction, _softmax
+from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
 # The kernel: per-example loss with a hand-derived derivative rule.
@@ -39,34 +35,6 @@ Axis = int | Sequence[int] | None
 # Static arguments: axis (a non-negative int), sparse (integer labels or soft targets),
 # smoothing (eps) and z_loss. Array arguments: logits, targets (int labels or a
 # distribution), class_weights (or None) and mask (bool per example, or None).
-
-
-def _compute_dtype(logits: jax.Array) -> jnp.dtype:
-    """bf16/f16 are computed in f32; f32 and f64 stay as they are."""
-    dtype = jnp.dtype(logits.dtype)
-    return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
-
-
-def _expand(v: jax.Array | None, axis: int) -> jax.Array | None:
-    return None if v is None else jnp.expand_dims(v, axis)
-
-
-def _class_weights_along(cw: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
-    """``class_weights`` shaped to broadcast against ``[..., C, ...]`` at ``axis``."""
-    return jnp.expand_dims(cw.astype(dtype), tuple(range(1, ndim - axis)))
-
-
-def _masked_logits(logits, mask_c, dtype):
-    """The logits in ``dtype``, with masked examples' rows replaced by 0 (NaN/inf in a
-    masked row must not reach any value or derivative)."""
-    x = logits.astype(dtype)
-    return x if mask_c is None else jnp.where(mask_c, x, 0)
-
-
-def _row_max(x, axis):
-    m = jnp.max(x, axis, keepdims=True)
-    # A row of -inf (or with +inf) has no finite max; shifting by 0 keeps it honest.
-    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
 
 
 def _sparse_labels(labels, num_classes, axis):
@@ -105,7 +73,7 @@ def _weighted_targets(axis, sparse, smoothing, x, targets, class_weights):
         t = (1 - smoothing) * t + smoothing / num_classes
     if class_weights is None:
         return t, t
-    return t, _class_weights_along(class_weights, axis, x.ndim, dtype) * t
+    return t, _softmax.along_classes(class_weights, axis, x.ndim, dtype) * t
 
 
 def _target_logit(s, x, shift, axis):
@@ -116,8 +84,7 @@ def _target_logit(s, x, shift, axis):
     ``0 * (-inf)`` from making NaN without a select, which XLA:CPU would not fuse
     into the reduction.
     """
-    floor = jnp.finfo(x.dtype).min
-    total = jnp.sum(s * jnp.maximum(x - shift, floor), axis, keepdims=True)
+    total = jnp.sum(s * _numerics.clamp_low(x - shift), axis, keepdims=True)
     infinite = jnp.any((s > 0) & (x == -jnp.inf), axis, keepdims=True)
     return total, infinite
 
@@ -129,15 +96,13 @@ def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, ma
     directly (no ``[..., C]`` intermediate is written), so XLA can fuse it into one
     pass, on CPU as well as on GPU.
     """
-    dtype = _compute_dtype(logits)
+    dtype = _numerics.compute_dtype(logits)
     num_classes = logits.shape[axis]
-    mask_c = _expand(mask, axis)
-    x = _masked_logits(logits, mask_c, dtype)
-    row_max = _row_max(x, axis)
-    lse_rel = jnp.log(jnp.sum(jnp.exp(x - row_max), axis, keepdims=True))
-    # The target term recomputes x - m from a copy of m behind a barrier, so XLA does
-    # not share (and materialize) x - m between this reduction and the one above.
-    shift = jax.lax.optimization_barrier(row_max)
+    mask_c = _numerics.expand(mask, axis)
+    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
+    row_max = _softmax.row_max(x, axis)
+    lse_rel = _softmax.log_sum_exp_rel(x, row_max, axis)
+    shift = _softmax.barrier(row_max)  # x - m is not shared with the reduction above
     labels_ok = infinite = None
     if sparse:
         # -sum_c s_c log p_c with s = w_y (1-eps) onehot(y) + w eps / C
@@ -154,7 +119,7 @@ def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, ma
             mass = mass + b * _total_weight(class_weights, num_classes, dtype)
             w = jnp.ones((), dtype)
             if class_weights is not None:
-                w = _class_weights_along(class_weights, axis, x.ndim, dtype)
+                w = _softmax.along_classes(class_weights, axis, x.ndim, dtype)
             smooth_logit, infinite = _target_logit(w, x, shift, axis)
             target_logit = target_logit + b * smooth_logit
     else:
@@ -210,9 +175,9 @@ def _tangent(
     ``lse_rel``. In reverse mode it becomes one elementwise pass that writes the
     gradient.
     """
-    dtype = _compute_dtype(logits)
-    mask_c = _expand(mask, axis)
-    x = _masked_logits(logits, mask_c, dtype)
+    dtype = _numerics.compute_dtype(logits)
+    mask_c = _numerics.expand(mask, axis)
+    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
     xm = x - row_max
     t, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
     labels_ok = _sparse_labels(targets, x.shape[axis], axis)[0] if sparse else None
@@ -235,28 +200,19 @@ def _tangent(
             if mask_c is not None:
                 dt = jnp.where(mask_c, dt, 0)
             if class_weights is not None:
-                dt = _class_weights_along(class_weights, axis, x.ndim, dtype) * dt
+                dt = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * dt
             out = out + jnp.sum(nlp * dt, axis, keepdims=True)
         if d_class_weights is not None:
-            dcw = _class_weights_along(d_class_weights, axis, x.ndim, dtype)
+            dcw = _softmax.along_classes(d_class_weights, axis, x.ndim, dtype)
             out = out + jnp.sum(dcw * t * nlp, axis, keepdims=True)
     out = _finish(jnp.broadcast_to(out, lse_rel.shape), labels_ok, mask_c)
     return jnp.squeeze(out, axis)
 
 
-def _nonzero(tangent):
-    """A tangent, or None when it is a symbolic zero or has no tangent space."""
-    if tangent is None or isinstance(tangent, SymbolicZero):
-        return None
-    if tangent.dtype == jax.dtypes.float0:
-        return None
-    return tangent
-
-
 @functools.partial(_softmax_xent.defjvp, symbolic_zeros=True)
 def _softmax_xent_jvp(axis, sparse, smoothing, z_loss, primals, tangents):
     logits, targets, class_weights, mask = primals
-    d_logits, d_targets, d_class_weights, _ = map(_nonzero, tangents)
+    d_logits, d_targets, d_class_weights, _ = map(_numerics.nonzero, tangents)
     if sparse:
         d_targets = None
     loss, (row_max, lse_rel, mass) = _forward(
@@ -311,7 +267,7 @@ def _cross_entropy(
     reduction,
     checks,
 ):
-    dtype = _compute_dtype(logits)
+    dtype = _numerics.compute_dtype(logits)
     if sparse:
         mask = _reduction.example_mask(where, targets, ignore_index)
         if checks:
@@ -339,29 +295,6 @@ def _check_labels(fn, labels, mask, num_classes, ignore_index):
         label=labels.ravel()[first],
         index=first,
     )
-
-
-def _flatten_class_axes(x, axes):
-    """Moves the class axes to the end and merges them into one."""
-    batch = tuple(a for a in range(x.ndim) if a not in axes)
-    if axes != tuple(range(x.ndim - len(axes), x.ndim)):
-        x = jnp.transpose(x, batch + axes)
-    return x.reshape(tuple(x.shape[: len(batch)]) + (-1,))
-
-
-def _prepare_logits(logits, axis, fn):
-    logits = _checks.as_array(logits, "logits", fn)
-    _checks.check_floating(logits, "logits", fn)
-    _checks.check_rank(logits, "logits", fn)
-    axes = _checks.canonicalize_axes(axis, logits.ndim, "logits", fn)
-    return logits, axes
-
-
-def _single_axis(logits, axes, fn):
-    """Returns ``(logits, axis)`` with one class axis, merging a tuple of axes."""
-    if len(axes) == 1:
-        return logits, axes[0]
-    return _flatten_class_axes(logits, axes), logits.ndim - len(axes)
 
 
 def _common_options(fn, logits, axis, where, class_weights, smoothing, z_loss, red):
@@ -460,7 +393,7 @@ def categorical_cross_entropy(
       (label smoothing), 2016. Chowdhery et al., "PaLM" (z-loss), 2022.
     """
     fn = "categorical_cross_entropy"
-    logits, axes = _prepare_logits(logits, axis, fn)
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
     targets = _checks.as_array(targets, "targets", fn)
     if targets.shape != logits.shape:
         raise ValueError(
@@ -473,8 +406,8 @@ def categorical_cross_entropy(
     ) or jnp.issubdtype(targets.dtype, jnp.complexfloating):
         raise TypeError(f"{fn}: targets must be real numbers, got {targets.dtype}")
     if len(axes) > 1:
-        targets = _flatten_class_axes(targets, axes)
-    logits, ax = _single_axis(logits, axes, fn)
+        targets = _softmax.flatten_class_axes(targets, axes)
+    logits, ax = _softmax.single_axis(logits, axes)
     opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
     return _cross_entropy(
         logits,
@@ -558,7 +491,7 @@ def sparse_categorical_cross_entropy(
       ``softmax_cross_entropy_with_integer_labels``.
     """
     fn = "sparse_categorical_cross_entropy"
-    logits, axes = _prepare_logits(logits, axis, fn)
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
     labels = _checks.as_array(labels, "labels", fn)
     _checks.check_integer(
         labels,
@@ -576,7 +509,7 @@ def sparse_categorical_cross_entropy(
     ignore_index = _checks.check_ignore_index(ignore_index, fn)
     if labels.dtype.itemsize < 4:  # iota in int8 would overflow past 127 classes
         labels = labels.astype(jnp.int32)
-    logits, ax = _single_axis(logits, axes, fn)
+    logits, ax = _softmax.single_axis(logits, axes)
     opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
     return _cross_entropy(
         logits,

@@ -1,0 +1,78 @@
+"""What the softmax losses and divergences share: the class axis and row statistics.
+
+Each kernel works on one class axis (a tuple of axes is merged by the public wrapper)
+and computes, per example, the row maximum ``m`` and ``lse_rel = log sum_c exp(x_c - m)``
+with one fused reduction each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+
+Axis = int | Sequence[int] | None
+
+
+def along_classes(v: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
+    """A ``[C]`` vector shaped to broadcast against ``[..., C, ...]`` at ``axis``."""
+    return jnp.expand_dims(v.astype(dtype), tuple(range(1, ndim - axis)))
+
+
+def row_max(x: jax.Array, axis: int) -> jax.Array:
+    """The row maximum (kept dims), 0 for a row without a finite maximum; constant
+    under differentiation (every formula below is invariant to the shift)."""
+    m = jnp.max(x, axis, keepdims=True)
+    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
+
+
+def log_sum_exp_rel(x: jax.Array, m: jax.Array, axis: int) -> jax.Array:
+    """``log sum_c exp(x_c - m)`` (kept dims)."""
+    return jnp.log(jnp.sum(jnp.exp(x - m), axis, keepdims=True))
+
+
+def barrier(m: jax.Array) -> jax.Array:
+    """A copy of ``m`` that XLA cannot identify with ``m``: a second reduction over
+    ``x - barrier(m)`` then does not share (and write out) ``x - m`` with the first."""
+    return jax.lax.optimization_barrier(m)
+
+
+def flatten_class_axes(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """Moves the class axes to the end and merges them into one."""
+    batch = tuple(a for a in range(x.ndim) if a not in axes)
+    if axes != tuple(range(x.ndim - len(axes), x.ndim)):
+        x = jnp.transpose(x, batch + axes)
+    return x.reshape(tuple(x.shape[: len(batch)]) + (-1,))
+
+
+def prepare_logits(logits, axis: Axis, fn: str, name: str = "logits"):
+    """Checks the logits and returns them with their sorted class axes."""
+    logits = _checks.as_array(logits, name, fn)
+    _checks.check_floating(logits, name, fn)
+    _checks.check_rank(logits, name, fn)
+    return logits, _checks.canonicalize_axes(axis, logits.ndim, name, fn)
+
+
+def single_axis(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, int]:
+    """``(x, axis)`` with one class axis, merging a tuple of axes."""
+    if len(axes) == 1:
+        return x, axes[0]
+    return flatten_class_axes(x, axes), x.ndim - len(axes)
+
+
+def batch_shape(x: jax.Array, axis: int) -> tuple[int, ...]:
+    return tuple(x.shape[:axis] + x.shape[axis + 1 :])
+
+
+def check_same_shape(fn: str, logits, other, name: str, hint: str = ""):
+    """``other`` as an array of the logits' shape, or a ValueError naming both."""
+    other = _checks.as_array(other, name, fn)
+    if other.shape != logits.shape:
+        raise ValueError(
+            f"{fn}: {name} has shape {tuple(other.shape)} but logits have shape "
+            f"{tuple(logits.shape)}; {name} needs the logits' shape{hint}"
+        )
+    return other
