@@ -2,6 +2,7 @@
 
 from importlib import metadata as _metadata
 
+from . import info as info
 from . import testing as testing
 from ._checks import checked as checked
 from ._cross_entropy import categorical_cross_entropy as categorical_cross_entropy
@@ -12,6 +13,16 @@ from ._cross_entropy import (
 from ._cross_entropy import (
     sparse_categorical_cross_entropy as sparse_categorical_cross_entropy,
 )
+from ._divergence import entropy as entropy
+from ._divergence import js_divergence as js_divergence
+from ._divergence import kl_divergence as kl_divergence
+from ._divergence import kl_divergence_with_logits as kl_divergence_with_logits
+from ._divergence import reverse_kl_divergence as reverse_kl_divergence
+from ._focal import sigmoid_focal_loss as sigmoid_focal_loss
+from ._focal import softmax_focal_loss as softmax_focal_loss
+from ._sigmoid import binary_cross_entropy as binary_cross_entropy
+from ._sigmoid import sigmoid_binary_cross_entropy as sigmoid_binary_cross_entropy
+from ._sigmoid import sigmoid_cross_entropy as sigmoid_cross_entropy
 
 try:
     __version__ = _metadata.version("jaxloss")

@@ -37,21 +37,6 @@ from ._softmax import Axis
 # distribution), class_weights (or None) and mask (bool per example, or None).
 
 
-def _sparse_labels(labels, num_classes, axis):
-    """``(labels_ok, safe_labels)`` with the class axis kept: a label outside
-    ``[0, C)`` is not ok and reads class 0 (its result is replaced by NaN)."""
-    labels = jnp.expand_dims(labels, axis)
-    ok = (labels >= 0) & (labels < num_classes)
-    return ok, jnp.where(ok, labels, 0)
-
-
-def _label_weight(class_weights, safe_labels, dtype):
-    """``w_{y_i}`` per example (1 without class weights)."""
-    if class_weights is None:
-        return jnp.ones(safe_labels.shape, dtype)
-    return jnp.take(class_weights.astype(dtype), safe_labels)
-
-
 def _total_weight(class_weights, num_classes, dtype):
     """``sum_c w_c``."""
     if class_weights is None:
@@ -64,7 +49,7 @@ def _weighted_targets(axis, sparse, smoothing, x, targets, class_weights):
     dtype = x.dtype
     num_classes = x.shape[axis]
     if sparse:
-        _, safe = _sparse_labels(targets, num_classes, axis)
+        _, safe = _softmax.sparse_labels(targets, num_classes, axis)
         classes = jax.lax.broadcasted_iota(safe.dtype, x.shape, axis)
         t = (classes == safe).astype(dtype)
     else:
@@ -89,7 +74,7 @@ def _target_logit(s, x, shift, axis):
     return total, infinite
 
 
-def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask):
+def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
     """Per-example loss and the statistics the derivative rule needs.
 
     Each ``[..., C]`` quantity below is a single reduction reading the inputs
@@ -106,8 +91,8 @@ def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, ma
     labels_ok = infinite = None
     if sparse:
         # -sum_c s_c log p_c with s = w_y (1-eps) onehot(y) + w eps / C
-        labels_ok, safe = _sparse_labels(targets, num_classes, axis)
-        w_y = _label_weight(class_weights, safe, dtype)
+        labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
+        w_y = _softmax.label_weight(class_weights, safe, dtype)
         x_y = jnp.take_along_axis(logits, safe, axis).astype(dtype)
         if mask_c is not None:
             x_y = jnp.where(mask_c, x_y, 0)
@@ -128,6 +113,8 @@ def _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, ma
             s = jnp.where(mask_c, s, 0)
         mass = jnp.sum(s, axis, keepdims=True)
         target_logit, infinite = _target_logit(s, x, shift, axis)
+        if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
+            target_logit = target_logit - jnp.sum(s * _numerics.safe_log(s), axis, keepdims=True)
     loss = mass * lse_rel - target_logit
     if infinite is not None:
         loss = jnp.where(infinite, jnp.inf, loss)
@@ -146,17 +133,12 @@ def _finish(value, labels_ok, mask_c):
     return value
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
-def _softmax_xent(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask):
-    loss, _ = _forward(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask)
-    return loss
-
-
 def _tangent(
     axis,
     sparse,
     smoothing,
     z_loss,
+    kl,
     logits,
     targets,
     class_weights,
@@ -167,20 +149,20 @@ def _tangent(
     d_logits,
     d_targets,
     d_class_weights,
+    _d_mask,
 ):
     """The linear map (d_logits, d_targets, d_class_weights) -> d loss.
 
-    Run under ``jax.checkpoint``: its residuals are its array inputs, never the
-    ``[..., C]`` softmax, which the backward pass recomputes from ``row_max`` and
-    ``lse_rel``. In reverse mode it becomes one elementwise pass that writes the
-    gradient.
+    Its residuals are its array inputs, never the ``[..., C]`` softmax, which the
+    backward pass recomputes from ``row_max`` and ``lse_rel``. In reverse mode it
+    becomes one elementwise pass that writes the gradient.
     """
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, axis)
     x = _numerics.mask_rows(logits.astype(dtype), mask_c)
     xm = x - row_max
     t, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
-    labels_ok = _sparse_labels(targets, x.shape[axis], axis)[0] if sparse else None
+    labels_ok = _softmax.sparse_labels(targets, x.shape[axis], axis)[0] if sparse else None
     out = 0
     if d_logits is not None:
         coef = mass
@@ -193,8 +175,11 @@ def _tangent(
             dx = jnp.where(mask_c, dx, 0)
         out = out + jnp.sum((coef * jnp.exp(xm - lse_rel) - s) * dx, axis, keepdims=True)
     if d_targets is not None or d_class_weights is not None:
-        # -log p_c, taken as 0 for a class masked out by a -inf logit
-        nlp = jnp.where(x > -jnp.inf, lse_rel - xm, 0)
+        # -log p_c (+ log t_c + 1 for KL), taken as 0 for a class masked by a -inf logit
+        nlp = lse_rel - xm
+        if kl:
+            nlp = nlp + _numerics.safe_log(t) + 1
+        nlp = jnp.where(x > -jnp.inf, nlp, 0)
         if d_targets is not None:
             dt = (1 - smoothing) * d_targets.astype(dtype)
             if mask_c is not None:
@@ -209,30 +194,9 @@ def _tangent(
     return jnp.squeeze(out, axis)
 
 
-@functools.partial(_softmax_xent.defjvp, symbolic_zeros=True)
-def _softmax_xent_jvp(axis, sparse, smoothing, z_loss, primals, tangents):
-    logits, targets, class_weights, mask = primals
-    d_logits, d_targets, d_class_weights, _ = map(_numerics.nonzero, tangents)
-    if sparse:
-        d_targets = None
-    loss, (row_max, lse_rel, mass) = _forward(
-        axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask
-    )
-    if d_logits is None and d_targets is None and d_class_weights is None:
-        return loss, jnp.zeros_like(loss)
-    tangent = jax.checkpoint(functools.partial(_tangent, axis, sparse, smoothing, z_loss))(
-        logits,
-        targets,
-        class_weights,
-        mask,
-        row_max,
-        lse_rel,
-        mass,
-        d_logits,
-        d_targets,
-        d_class_weights,
-    )
-    return loss, tangent
+# d loss = sum_c ((S + 2 z lse) p_c - s_c) dx_c + sum_c (1 - eps) w_c (lse - x_c) dt_c
+#        + sum_c t~_c (lse - x_c) dw_c     (+ (log t_c + 1) dt_c for KL)
+_softmax_xent = _numerics.custom_rule(_forward, _tangent, num_static=5)
 
 
 # --------------------------------------------------------------------------------------
@@ -248,6 +212,7 @@ def _softmax_xent_jvp(axis, sparse, smoothing, z_loss, primals, tangents):
         "ignore_index",
         "smoothing",
         "z_loss",
+        "kl",
         "reduction",
         "checks",
     ),
@@ -266,35 +231,21 @@ def _cross_entropy(
     z_loss,
     reduction,
     checks,
+    kl=False,
 ):
     dtype = _numerics.compute_dtype(logits)
     if sparse:
         mask = _reduction.example_mask(where, targets, ignore_index)
         if checks:
-            _check_labels(fn, targets, mask, logits.shape[axis], ignore_index)
+            _softmax.check_labels(fn, targets, mask, logits.shape[axis], ignore_index)
         weights = _reduction.sparse_example_weights(mask, targets, class_weights, dtype)
     else:
         mask = _reduction.example_mask(where)
         weights = _reduction.soft_example_weights(mask, targets, class_weights, axis, dtype)
-    losses = _softmax_xent(axis, sparse, smoothing, z_loss, logits, targets, class_weights, mask)
-    return _reduction.reduce(losses, weights, reduction)
-
-
-def _check_labels(fn, labels, mask, num_classes, ignore_index):
-    """Checked mode: raise naming the first label outside [0, C)."""
-    bad = (labels < 0) | (labels >= num_classes)
-    if mask is not None:
-        bad = bad & mask
-    if not bad.size:
-        return
-    first = jnp.argmax(bad.ravel())
-    _checks.check(
-        ~jnp.any(bad),
-        f"{fn}: label {{label}} (at flat index {{index}}) is outside "
-        f"[0, {num_classes}) and is not ignore_index={ignore_index}",
-        label=labels.ravel()[first],
-        index=first,
+    losses = _softmax_xent(
+        axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask
     )
+    return _reduction.reduce(losses, weights, reduction)
 
 
 def _common_options(fn, logits, axis, where, class_weights, smoothing, z_loss, red):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
@@ -44,3 +46,32 @@ def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` with ``log 0`` read as the log of the smallest normal number, so that
     gradients stay finite at zero probabilities (like PyTorch's clamped logs)."""
     return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+
+
+def custom_rule(forward, tangent, num_static: int):
+    """A ``jax.custom_jvp`` function from a forward pass and a hand-written tangent.
+
+    ``forward(*static, *arrays) -> (value, stats)`` computes the value and the small
+    per-example statistics the rule needs; ``tangent(*static, *arrays, *stats,
+    *tangents) -> d value`` is the linear map, where a tangent is None when that input
+    is not being differentiated (a symbolic zero, or an integer input). The tangent runs
+    under ``jax.checkpoint``, so reverse mode keeps only its inputs (the arrays and the
+    stats) and recomputes everything else in the backward pass; being a ``custom_jvp``,
+    forward mode and higher orders work too (they differentiate ``tangent`` itself).
+    """
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=tuple(range(num_static)))
+    def fn(*args):
+        return forward(*args)[0]
+
+    def rule(*args):
+        static, primals, tangents = args[:num_static], args[-2], args[-1]
+        tangents = tuple(map(nonzero, tangents))
+        value, stats = forward(*static, *primals)
+        if all(t is None for t in tangents):
+            return value, jnp.zeros_like(value)
+        linear = jax.checkpoint(functools.partial(tangent, *static))
+        return value, linear(*primals, *stats, *tangents)
+
+    fn.defjvp(rule, symbolic_zeros=True)
+    return fn

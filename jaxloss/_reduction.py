@@ -32,6 +32,12 @@ def example_mask(
     return mask
 
 
+def count_weights(mask: jax.Array | None, shape: tuple[int, ...], dtype) -> jax.Array:
+    """``w_i`` = 1 for each unmasked example (or element), 0 for masked ones."""
+    w = jnp.ones(shape, dtype)
+    return w if mask is None else jnp.where(mask, w, 0)
+
+
 def sparse_example_weights(
     mask: jax.Array | None,
     labels: jax.Array,

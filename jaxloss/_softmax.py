@@ -40,6 +40,38 @@ def barrier(m: jax.Array) -> jax.Array:
     return jax.lax.optimization_barrier(m)
 
 
+def sparse_labels(labels, num_classes, axis):
+    """``(labels_ok, safe_labels)`` with the class axis kept: a label outside
+    ``[0, C)`` is not ok and reads class 0 (its result is replaced by NaN)."""
+    labels = jnp.expand_dims(labels, axis)
+    ok = (labels >= 0) & (labels < num_classes)
+    return ok, jnp.where(ok, labels, 0)
+
+
+def label_weight(class_weights, safe_labels, dtype):
+    """``w_{y_i}`` per example (1 without class weights)."""
+    if class_weights is None:
+        return jnp.ones(safe_labels.shape, dtype)
+    return jnp.take(class_weights.astype(dtype), safe_labels)
+
+
+def check_labels(fn, labels, mask, num_classes, ignore_index):
+    """Checked mode: raise naming the first label outside [0, C)."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if mask is not None:
+        bad = bad & mask
+    if not bad.size:
+        return
+    first = jnp.argmax(bad.ravel())
+    _checks.check(
+        ~jnp.any(bad),
+        f"{fn}: label {{label}} (at flat index {{index}}) is outside "
+        f"[0, {num_classes}) and is not ignore_index={ignore_index}",
+        label=labels.ravel()[first],
+        index=first,
+    )
+
+
 def flatten_class_axes(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     """Moves the class axes to the end and merges them into one."""
     batch = tuple(a for a in range(x.ndim) if a not in axes)
