@@ -308,9 +308,20 @@ def kl_divergence(
         fn, logits, targets, "targets", axis, where, reduction
     )
     return _cross_entropy(
-        logits, targets, where, None, fn=fn, axis=ax, sparse=False, ignore_index=None,
-        smoothing=0.0, z_loss=0.0, reduction=reduction, checks=False, kl=True,
-    )  # fmt: skip
+        logits,
+        targets,
+        where,
+        None,
+        fn=fn,
+        axis=ax,
+        sparse=False,
+        ignore_index=None,
+        smoothing=0.0,
+        z_loss=0.0,
+        reduction=reduction,
+        checks=False,
+        kl=True,
+    )
 
 
 def reverse_kl_divergence(

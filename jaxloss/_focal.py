@@ -40,8 +40,8 @@ def _sigmoid_focal_parts(gamma, logits, labels, alpha, mask):
     s_pos, s_neg = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
     ce = _sigmoid._times(z, jax.nn.softplus(-x)) + _sigmoid._times(1 - z, jax.nn.softplus(x))
     u = s_pos * (1 - z) + s_neg * z
-    log_u = jnp.log(u)
-    mod = jnp.ones_like(x) if gamma == 0 else jnp.exp(gamma * log_u)
+    log_u = jnp.log(jnp.where(u == 0, 1, u))  # double where: u = 0 at agreeing inf logits
+    mod = jnp.ones_like(x) if gamma == 0 else _power(log_u, gamma, u == 0)
     a = None if alpha is None else alpha.astype(dtype)
     a_t = 1 if a is None else a * z + (1 - a) * (1 - z)
     return x, z, s_pos, s_neg, ce, log_u, mod, a, a_t
@@ -97,12 +97,13 @@ def _softmax_focal_forward(axis, gamma, scale, logits, labels, alpha, mask):
     if gamma == 0:
         mod, coef = jnp.ones_like(p), a
     else:
-        log_1mp = jnp.log(-jnp.expm1(log_p))  # log(1 - p), accurate as p -> 1
-        mod = jnp.exp(gamma * log_1mp)
-        edge = (log_p == 0) | (p == 0)  # p = 1 or 0: the second term's limit is 0
+        certain = log_p == 0  # p = 1: (1 - p)**gamma is 0 (double where: log 0)
+        log_1mp = jnp.log(-jnp.expm1(jnp.where(certain, -1, log_p)))  # log(1 - p)
+        mod = _power(log_1mp, gamma, certain)
+        edge = certain | (p == 0)  # where the second term's limit is 0
         second = gamma * p * _power(log_1mp, gamma - 1, edge) * jnp.where(edge, 0, log_p)
         coef = a * (mod - second)
-    base = -mod * log_p  # the loss per unit of a
+    base = mod * (0 - log_p)  # the loss per unit of a (0 - x: no -0.0)
     loss = jnp.where(ok, a * base, jnp.nan)
     loss = _numerics.mask_rows(loss, mask_c)
     return jnp.squeeze(loss, axis), (m, lse, coef, base)
@@ -118,7 +119,8 @@ def _softmax_focal_tangent(
     out = 0
     if dx is not None:
         classes = jax.lax.broadcasted_iota(safe.dtype, x.shape, axis)
-        g = jnp.where(ok, coef, jnp.nan) * (jnp.exp(x - m - lse) - (classes == safe))
+        one_hot = (classes == safe).astype(dtype)
+        g = jnp.where(ok, coef, jnp.nan) * (jnp.exp(x - m - lse) - one_hot)
         out = out + jnp.sum(g * _numerics.mask_rows(dx.astype(dtype), mask_c), axis, keepdims=True)
     if da is not None:
         out = out + scale * jnp.take(da.astype(dtype), safe) * base

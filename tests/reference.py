@@ -118,3 +118,85 @@ def jnp_categorical(
     logp = logits - jnp.log(jnp.sum(jnp.exp(logits), axis, keepdims=True))
     lse = jnp.log(jnp.sum(jnp.exp(logits), axis))
     return -jnp.sum(t * logp, axis) + z_loss * lse**2
+
+
+def _np_log_sigmoid(x):
+    x = np.asarray(x, np.float64)
+    return -np.logaddexp(0.0, -x)
+
+
+def _mean_over(losses, mask, reduction):
+    losses = np.where(mask, losses, 0.0)
+    return _reduce(losses, mask.astype(np.float64), reduction)
+
+
+def np_sigmoid(
+    logits, labels, *, pos_weight=None, where=None, label_smoothing=0.0, reduction="none"
+):
+    """q z (-log s(x)) + (1 - z)(-log s(-x)), labels smoothed toward 1/2."""
+    x = np.asarray(logits, np.float64)
+    z = np.asarray(labels, np.float64) * (1 - label_smoothing) + label_smoothing / 2
+    q = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    losses = -(q * z * _np_log_sigmoid(x) + (1 - z) * _np_log_sigmoid(-x))
+    mask = np.ones(x.shape, bool) if where is None else np.broadcast_to(where, x.shape)
+    return _mean_over(losses, mask, reduction)
+
+
+def np_bce(probs, labels, *, where=None, label_smoothing=0.0, reduction="none"):
+    p = np.asarray(probs, np.float64)
+    z = np.asarray(labels, np.float64) * (1 - label_smoothing) + label_smoothing / 2
+    with np.errstate(divide="ignore"):
+        losses = -(z * np.maximum(np.log(p), -100) + (1 - z) * np.maximum(np.log1p(-p), -100))
+    mask = np.ones(p.shape, bool) if where is None else np.broadcast_to(where, p.shape)
+    return _mean_over(losses, mask, reduction)
+
+
+def np_sigmoid_focal(logits, labels, *, alpha=None, gamma=2.0, reduction="none"):
+    """torchvision.ops.sigmoid_focal_loss, in float64."""
+    x = np.asarray(logits, np.float64)
+    z = np.asarray(labels, np.float64)
+    p = 1 / (1 + np.exp(-x))
+    ce = -(z * _np_log_sigmoid(x) + (1 - z) * _np_log_sigmoid(-x))
+    p_t = p * z + (1 - p) * (1 - z)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha is not None:
+        loss = (alpha * z + (1 - alpha) * (1 - z)) * loss
+    return _mean_over(loss, np.ones(x.shape, bool), reduction)
+
+
+def np_softmax_focal(logits, labels, *, alpha=None, gamma=2.0):
+    """-alpha_y (1 - p_y)^gamma log p_y per example (last axis)."""
+    logp = np_log_softmax(logits)
+    lp = np.take_along_axis(logp, np.asarray(labels)[..., None], -1)[..., 0]
+    a = 1.0 if alpha is None else np.asarray(alpha, np.float64)
+    if np.ndim(a):
+        a = a[np.asarray(labels)]
+    return -a * (1 - np.exp(lp)) ** gamma * lp
+
+
+def _xlogy(x, y):
+    x = np.asarray(x, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+
+
+def np_kl(p, q, axis=-1):
+    """KL(p || q) with 0 log 0 = 0."""
+    return np.sum(_xlogy(p, p) - _xlogy(p, q), axis)
+
+
+def np_entropy(p, axis=-1):
+    return -np.sum(_xlogy(p, p), axis)
+
+
+def np_js(p, q, axis=-1):
+    m = (np.asarray(p, np.float64) + np.asarray(q, np.float64)) / 2
+    return (np_kl(p, m, axis) + np_kl(q, m, axis)) / 2
+
+
+def np_softmax(x, axis=-1):
+    return (
+        np.exp(np_log_softmax(np.moveaxis(np.asarray(x), axis, -1))).swapaxes(-1, axis)
+        if axis not in (-1, np.ndim(x) - 1)
+        else np.exp(np_log_softmax(x))
+    )

@@ -105,3 +105,52 @@ def test_spatial_class_axis_matches_torch():
     want = F.cross_entropy(_t(x), torch.tensor(y), reduction="none").numpy()
     got = jaxloss.sparse_categorical_cross_entropy(x, y, axis=1)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", [dict(), dict(pos_weight=True), dict(weight_soft=True)])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_sigmoid_matches_torch_bce_with_logits(case, reduction):
+    rng = np.random.default_rng(4)
+    x = (3 * rng.standard_normal((6, 5))).astype(np.float32)
+    z = (rng.random((6, 5)) < 0.4).astype(np.float32)
+    if case.get("weight_soft"):
+        z = rng.random((6, 5)).astype(np.float32)
+    q = rng.uniform(0.5, 4, 5).astype(np.float32) if case.get("pos_weight") else None
+    tx = _t(x, grad=True)
+    want = F.binary_cross_entropy_with_logits(
+        tx, _t(z), pos_weight=None if q is None else _t(q), reduction=reduction
+    )
+    want.sum().backward()
+    got, vjp = jax.vjp(
+        lambda x: jaxloss.sigmoid_cross_entropy(x, z, pos_weight=q, reduction=reduction), x
+    )
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        vjp(np.ones(np.shape(got), np.float32))[0], tx.grad.numpy(), rtol=2e-5, atol=1e-6
+    )
+
+
+def test_bce_matches_torch_including_the_clamp():
+    p = np.array([0.0, 1.0, 0.3, 0.999, 1e-30], np.float32)
+    z = np.array([1.0, 0.0, 0.5, 1.0, 0.0], np.float32)
+    tp = _t(p, grad=True)
+    want = F.binary_cross_entropy(tp, _t(z), reduction="none")
+    want.sum().backward()
+    np.testing.assert_allclose(
+        jaxloss.binary_cross_entropy(p, z), want.detach().numpy(), rtol=1e-5, atol=1e-6
+    )
+    g = jax.grad(lambda p: jaxloss.binary_cross_entropy(p, z).sum())(p)
+    np.testing.assert_allclose(g, tp.grad.numpy(), rtol=1e-4)
+
+
+def test_kl_matches_torch_kl_div():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    t = rng.dirichlet(np.ones(6), 4).astype(np.float32)
+    t[0, 2] = 0
+    t[0] /= t[0].sum()
+    log_p = np.asarray(jax.nn.log_softmax(x))
+    want = F.kl_div(_t(log_p), _t(t), reduction="none").sum(-1).numpy()
+    np.testing.assert_allclose(jaxloss.kl_divergence(x, t), want, rtol=2e-5, atol=1e-6)
+    want = F.kl_div(_t(log_p), _t(t), reduction="batchmean").numpy()
+    np.testing.assert_allclose(jaxloss.kl_divergence(x, t, reduction="mean"), want, rtol=2e-5)

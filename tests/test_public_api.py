@@ -10,9 +10,21 @@ PUBLIC = {
     "sparse_categorical_cross_entropy",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
+    "sigmoid_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+    "kl_divergence",
+    "reverse_kl_divergence",
+    "kl_divergence_with_logits",
+    "js_divergence",
+    "entropy",
     "checked",
+    "info",
     "testing",
 }
+INFO = {"information", "entropy", "cross_entropy", "kl_divergence", "js_divergence"}
 
 
 def test_public_names():
@@ -22,10 +34,14 @@ def test_public_names():
 
 
 def test_every_public_function_has_a_docstring_with_an_example():
-    for name in PUBLIC - {"testing"}:
+    for name in PUBLIC - {"testing", "info"}:
         doc = getattr(jaxloss, name).__doc__
-        assert doc and ">>>" in doc, name
+        assert doc and ">>>" in doc and ".. math::" in doc or name == "checked", name
     assert ">>>" in jaxloss.testing.check_derivatives.__doc__
+    assert set(jaxloss.info.__all__) == INFO
+    for name in INFO:
+        doc = getattr(jaxloss.info, name).__doc__
+        assert ">>>" in doc and ".. math::" in doc, name
 
 
 def _params(f):
@@ -70,3 +86,75 @@ def test_signatures():
 def test_version_and_typed_marker():
     assert jaxloss.__version__ and jaxloss.__version__ != "0.0.0+unknown"
     assert (pathlib.Path(jaxloss.__file__).parent / "py.typed").exists()
+
+
+def test_issue_3_signatures():
+    kw = inspect.Parameter.KEYWORD_ONLY
+    pos = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    empty = inspect.Parameter.empty
+    assert _params(jaxloss.sigmoid_cross_entropy) == {
+        "logits": (pos, empty),
+        "labels": (pos, empty),
+        "pos_weight": (kw, None),
+        "where": (kw, None),
+        "label_smoothing": (kw, 0.0),
+        "reduction": (kw, "none"),
+    }
+    assert _params(jaxloss.binary_cross_entropy) == {
+        "probs": (pos, empty),
+        "labels": (pos, empty),
+        "where": (kw, None),
+        "label_smoothing": (kw, 0.0),
+        "reduction": (kw, "none"),
+    }
+    assert _params(jaxloss.sigmoid_focal_loss) == {
+        "logits": (pos, empty),
+        "labels": (pos, empty),
+        "alpha": (kw, None),
+        "gamma": (kw, 2.0),
+        "where": (kw, None),
+        "reduction": (kw, "none"),
+    }
+    assert _params(jaxloss.softmax_focal_loss) == {
+        "logits": (pos, empty),
+        "labels": (pos, empty),
+        "alpha": (kw, None),
+        "gamma": (kw, 2.0),
+        "axis": (kw, -1),
+        "where": (kw, None),
+        "ignore_index": (kw, None),
+        "reduction": (kw, "none"),
+    }
+    for name in ("kl_divergence", "reverse_kl_divergence", "js_divergence"):
+        assert _params(getattr(jaxloss, name)) == {
+            "logits": (pos, empty),
+            "targets": (pos, empty),
+            "axis": (kw, -1),
+            "where": (kw, None),
+            "reduction": (kw, "none"),
+        }, name
+    assert _params(jaxloss.kl_divergence_with_logits) == {
+        "logits": (pos, empty),
+        "target_logits": (pos, empty),
+        "temperature": (kw, 1.0),
+        "axis": (kw, -1),
+        "where": (kw, None),
+        "reduction": (kw, "none"),
+    }
+    assert _params(jaxloss.entropy) == {
+        "logits": (pos, empty),
+        "axis": (kw, -1),
+        "where": (kw, None),
+        "reduction": (kw, "none"),
+    }
+    assert list(inspect.signature(jaxloss.sigmoid_binary_cross_entropy).parameters) == [
+        "logits",
+        "labels",
+    ]
+    assert list(inspect.signature(jaxloss.info.cross_entropy).parameters) == [
+        "p",
+        "q",
+        "base",
+        "axis",
+    ]
+    assert list(inspect.signature(jaxloss.info.information).parameters) == ["p", "base"]
