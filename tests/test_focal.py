@@ -164,3 +164,20 @@ def test_errors():
         MFL(x, z[:, 0])
     with pytest.raises(ValueError, match=r"labels has shape \(3,\)"):
         MFL(x, y[:3])
+
+
+def test_sigmoid_focal_matches_optax(rng):
+    import optax
+
+    x = (3 * rng.standard_normal((5, 4))).astype(np.float32)
+    z = (rng.random((5, 4)) < 0.3).astype(np.float32)
+    for alpha in (None, 0.25):
+        np.testing.assert_allclose(
+            SFL(x, z, alpha=alpha, gamma=2.0),
+            optax.sigmoid_focal_loss(x, z, alpha=alpha, gamma=2.0),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+        g = jax.grad(lambda x: SFL(x, z, alpha=alpha).sum())(x)
+        go = jax.grad(lambda x: optax.sigmoid_focal_loss(x, z, alpha=alpha).sum())(x)
+        np.testing.assert_allclose(g, go, rtol=1e-4, atol=1e-6)
