@@ -75,12 +75,64 @@ def _target_logit(s, x, shift, axis):
 
 
 def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
-    """Per-example loss and the statistics the derivative rule needs.
+    """Per-example loss and the statistics ``(shift, lse_rel, mass)`` the rule needs.
 
-    Each ``[..., C]`` quantity below is a single reduction reading the inputs
-    directly (no ``[..., C]`` intermediate is written), so XLA can fuse it into one
-    pass, on CPU as well as on GPU.
+    The fast path shifts the logits by the target logit instead of the row maximum,
+    which saves the pass over the logits that finds the maximum. It is exact unless
+    ``exp(x - shift)`` overflows (some logit above the target logit by more than ~88
+    in float32) or a ``0 * (-inf)`` appears; then, rarely, the robust path runs.
     """
+    args = (axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask)
+    loss, stats, ok = _forward_fast(*args)
+    return jax.lax.cond(ok, lambda: (loss, stats), lambda: _forward_robust(*args))
+
+
+def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
+    """One reduction pass: ``shift`` is the target logit (or the targets' mean logit),
+    ``loss = S * log sum_c exp(x_c - shift) - sum_c s_c (x_c - shift)``."""
+    dtype = _numerics.compute_dtype(logits)
+    num_classes = logits.shape[axis]
+    mask_c = _numerics.expand(mask, axis)
+    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
+    labels_ok = None
+    if sparse:
+        labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
+        w_y = _softmax.label_weight(class_weights, safe, dtype)
+        x_y = _numerics.mask_rows(jnp.take_along_axis(logits, safe, axis).astype(dtype), mask_c)
+        shift = jax.lax.stop_gradient(x_y)
+        mass = (1 - smoothing) * w_y
+        # (1 - eps) w_y (x_y - shift) is 0, but its derivative is not: every formula
+        # must stay invariant to the (constant) shift for higher derivatives
+        target_logit = mass * (x_y - shift)
+        if smoothing:
+            b = smoothing / num_classes
+            mass = mass + b * _total_weight(class_weights, num_classes, dtype)
+            xs = x - _softmax.barrier(shift)
+            if class_weights is not None:
+                xs = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * xs
+            target_logit = target_logit + b * jnp.sum(xs, axis, keepdims=True)  # -inf: +inf
+    else:
+        _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
+        s = _numerics.mask_rows(s, mask_c)
+        mass = jnp.sum(s, axis, keepdims=True)
+        total = jnp.sum(s * _numerics.clamp_low(x), axis, keepdims=True)
+        shift = jax.lax.stop_gradient(jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1), 0))
+        target_logit = total - mass * shift  # ~0: what rounding left of the shift
+        if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
+            target_logit = target_logit - jnp.sum(s * _numerics.safe_log(s), axis, keepdims=True)
+    lse_rel = _softmax.log_sum_exp_rel(x, shift, axis)
+    loss = mass * lse_rel - target_logit
+    ok = jnp.all(jnp.isfinite(lse_rel)) & ~jnp.any(jnp.isnan(loss))
+    if z_loss:
+        loss = loss + z_loss * (lse_rel + shift) ** 2
+    loss = _finish(loss, labels_ok, mask_c)
+    return jnp.squeeze(loss, axis), (shift, lse_rel, mass), ok
+
+
+def _forward_robust(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
+    """Shifts by the row maximum: every term is exact, ``0 * (-inf)`` is 0, and target
+    mass on a ``-inf`` logit gives ``+inf``; each ``[..., C]`` quantity is a single
+    reduction reading the inputs directly, so XLA fuses each into one pass."""
     dtype = _numerics.compute_dtype(logits)
     num_classes = logits.shape[axis]
     mask_c = _numerics.expand(mask, axis)

@@ -235,7 +235,7 @@ def _divergence(logits, other, where, *, kind, axis, temperature, reduction):
         values = _js(axis, logits, other, mask)
     else:
         values = _entropy(axis, logits, mask)
-    weights = _reduction.count_weights(mask, values.shape, values.dtype)
+    weights = _reduction.count_weights(mask, values.dtype)
     return _reduction.reduce(values, weights, reduction)
 
 

@@ -145,7 +145,7 @@ def _check_gamma(gamma, fn):
 @functools.partial(jax.jit, static_argnames=("gamma", "reduction"))
 def _sigmoid_focal_impl(logits, labels, alpha, where, *, gamma, reduction):
     losses = _sigmoid_focal(gamma, logits, labels, alpha, where)
-    weights = _reduction.count_weights(where, losses.shape, losses.dtype)
+    weights = _reduction.count_weights(where, losses.dtype)
     return _reduction.reduce(losses, weights, reduction)
 
 

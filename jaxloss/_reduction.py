@@ -32,10 +32,10 @@ def example_mask(
     return mask
 
 
-def count_weights(mask: jax.Array | None, shape: tuple[int, ...], dtype) -> jax.Array:
-    """``w_i`` = 1 for each unmasked example (or element), 0 for masked ones."""
-    w = jnp.ones(shape, dtype)
-    return w if mask is None else jnp.where(mask, w, 0)
+def count_weights(mask: jax.Array | None, dtype) -> jax.Array | None:
+    """``w_i`` = 1 for each unmasked example (or element), 0 for masked ones; None
+    (every one counts) without a mask."""
+    return None if mask is None else mask.astype(dtype)
 
 
 def sparse_example_weights(
@@ -43,14 +43,13 @@ def sparse_example_weights(
     labels: jax.Array,
     class_weights: jax.Array | None,
     dtype: jnp.dtype,
-) -> jax.Array:
+) -> jax.Array | None:
     """``w_i`` for integer labels: ``class_weights[y_i]`` (1 without), 0 if masked."""
     if class_weights is None:
-        w = jnp.ones(labels.shape, dtype)
-    else:
-        num_classes = class_weights.shape[0]
-        safe = jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
-        w = jnp.take(class_weights.astype(dtype), safe)
+        return count_weights(mask, dtype)
+    num_classes = class_weights.shape[0]
+    safe = jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
+    w = jnp.take(class_weights.astype(dtype), safe)
     return w if mask is None else jnp.where(mask, w, 0)
 
 
@@ -61,34 +60,35 @@ def soft_example_weights(
     class_weights: jax.Array | None,
     axis: int,
     dtype: jnp.dtype,
-) -> jax.Array:
+) -> jax.Array | None:
     """``w_i`` for soft targets: ``sum_c class_weights[c] t_ic`` (1 without).
 
     Checkpointed, so reverse mode keeps the targets themselves rather than a masked
     ``[..., C]`` copy of them.
     """
-    batch_shape = targets.shape[:axis] + targets.shape[axis + 1 :]
     if class_weights is None:
-        w = jnp.ones(batch_shape, dtype)
-    else:
-        t = targets.astype(dtype)
-        if mask is not None:  # NaN targets in masked rows must not leak
-            t = jnp.where(jnp.expand_dims(mask, axis), t, 0)
-        cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
-        w = jnp.sum(t * cw, axis)
+        return count_weights(mask, dtype)
+    t = targets.astype(dtype)
+    if mask is not None:  # NaN targets in masked rows must not leak
+        t = jnp.where(jnp.expand_dims(mask, axis), t, 0)
+    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
+    w = jnp.sum(t * cw, axis)
     return w if mask is None else jnp.where(mask, w, 0)
 
 
-def reduce(losses: jax.Array, weights: jax.Array, reduction: str) -> jax.Array:
+def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.Array:
     """Applies ``reduction`` to per-example (or per-element) ``losses``.
 
-    ``losses`` must already be exactly 0 where the weight is 0.
+    ``losses`` must already be exactly 0 where the weight is 0; ``weights`` None means
+    every one weighs 1 (the mean divides by the count, known without a pass).
     """
     if reduction == "none":
         return losses
     total = jnp.sum(losses)
     if reduction == "sum":
         return total
+    if weights is None:
+        return total / losses.size if losses.size else jnp.zeros((), losses.dtype)
     denom = jnp.sum(weights.astype(losses.dtype))
     # Double where: an all-masked batch gives 0 and a zero (not NaN) gradient.
     empty = denom == 0

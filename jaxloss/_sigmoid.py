@@ -31,6 +31,16 @@ def _smoothed(labels, smoothing, dtype):
     return z if not smoothing else z * (1 - smoothing) + smoothing / 2
 
 
+def _softplus_finite(x):
+    """``softplus(x)`` with ``+inf`` lowered to the largest float, so that a term with
+    weight 0 adds exactly 0 (``0 * inf`` would be NaN). A clamp rather than a select:
+    XLA:CPU fuses it into the mean's reduction, where a select would be written out
+    first. The price: an infinite logit against its label costs the largest float
+    (about 3.4e38 in float32), not ``inf``."""
+    softplus = jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x)))  # no selects
+    return jnp.minimum(softplus, jnp.finfo(x.dtype).max)
+
+
 def _times(coef, value):
     """``coef * value`` with ``0 * inf`` read as 0 (a term with no weight adds nothing)."""
     return jnp.where(coef == 0, 0, coef * value)
@@ -41,7 +51,7 @@ def _sigmoid_xent_forward(smoothing, logits, labels, pos_weight, mask):
     x = _numerics.mask_rows(logits.astype(dtype), mask)
     z = _numerics.mask_rows(_smoothed(labels, smoothing, dtype), mask)
     a = z if pos_weight is None else pos_weight.astype(dtype) * z
-    loss = _times(a, jax.nn.softplus(-x)) + _times(1 - z, jax.nn.softplus(x))
+    loss = a * _softplus_finite(-x) + (1 - z) * _softplus_finite(x)
     return _numerics.mask_rows(loss, mask), ()
 
 
@@ -125,7 +135,7 @@ def _elementwise(x, labels, pos_weight, where, *, kind, smoothing, reduction, ch
         losses = _bce(smoothing, x, labels, where)
     else:
         losses = _sigmoid_xent(smoothing, x, labels, pos_weight, where)
-    weights = _reduction.count_weights(where, losses.shape, losses.dtype)
+    weights = _reduction.count_weights(where, losses.dtype)
     return _reduction.reduce(losses, weights, reduction)
 
 
@@ -193,7 +203,9 @@ def sigmoid_cross_entropy(
 
     Numerics: computed as softplus terms, so logits of ``+/-1e4`` stay finite, and
     ``x = +inf`` with label 1 (or ``-inf`` with label 0) gives loss 0 and gradient 0
-    (optax gives NaN); a term whose weight is 0 contributes exactly 0. The gradient is
+    (optax gives NaN); a term whose weight is 0 contributes exactly 0. An infinite
+    logit against its label costs the largest float (about ``3.4e38``) rather than
+    ``inf``, with a finite gradient. The gradient is
     ``(1 - z) sigmoid(x) - q z sigmoid(-x)`` (``sigmoid(x) - z`` without ``pos_weight``),
     the ``p - y`` that does not vanish when the prediction is confidently wrong.
 

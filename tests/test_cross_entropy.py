@@ -289,8 +289,8 @@ def test_sparse_equals_one_hot(rng, opts):
         *((x, cw) if cw is not None else (x,)),
     )[1](ct)
     assert len(gs) == len(argnums)
-    for a, b in zip(gs, gd):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(gs, gd):  # equal up to float32 rounding (the kernels shift differently)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         assert np.all(np.isfinite(a))
 
 

@@ -46,4 +46,8 @@ def test_example_weights(mask):
     w = _reduction.soft_example_weights(jnp.array([True, True, False]), targets, cw, 1, jnp.float32)
     np.testing.assert_allclose(w, [0.5, 2.0, 0.0])
     w = _reduction.soft_example_weights(mask, targets, None, 1, jnp.float32)
-    np.testing.assert_allclose(w, np.ones(3) * (1 if mask is None else mask))
+    if mask is None:
+        assert w is None  # every example weighs 1: the mean divides by the count
+    else:
+        np.testing.assert_allclose(w, mask.astype(np.float32))
+    assert _reduction.reduce(jnp.array([1.0, 3.0]), None, "mean") == 2.0
