@@ -79,6 +79,34 @@ def _plain_soft(x, t):
     return -jnp.sum(t.astype(jnp.float32) * jax.nn.log_softmax(x.astype(jnp.float32)), -1)
 
 
+def _make_binary(key, n, c, dtype):
+    k1, k2 = jax.random.split(key)
+    labels = (jax.random.uniform(k2, (n, c)) < 0.1).astype(dtype)
+    return _logits(k1, n, c, dtype), labels
+
+
+def _plain_sigmoid(x, z):
+    x, z = x.astype(jnp.float32), z.astype(jnp.float32)
+    return -(z * jax.nn.log_sigmoid(x) + (1 - z) * jax.nn.log_sigmoid(-x))
+
+
+def _np_sigmoid(x, z):
+    x, z = np.asarray(x, np.float64), np.asarray(z, np.float64)
+    return z * np.logaddexp(0, -x) + (1 - z) * np.logaddexp(0, x)
+
+
+def _plain_kl(x, t):
+    t = t.astype(jnp.float32)
+    log_t = jnp.log(jnp.where(t > 0, t, 1))
+    return jnp.sum(t * (log_t - jax.nn.log_softmax(x.astype(jnp.float32))), -1)
+
+
+def _np_kl(x, t):
+    t = np.asarray(t, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sum(np.where(t > 0, t * (np.log(t) - _np_log_softmax(x)), 0), -1)
+
+
 CASES = [
     Case(
         name="sparse_categorical_cross_entropy",
@@ -99,6 +127,26 @@ CASES = [
         reference=lambda x, t: -(np.asarray(t, np.float64) * _np_log_softmax(x)).sum(-1),
         fwd_passes=2,  # logits and targets
         fwd_bwd_passes=5,  # both read twice, the gradient written once
+    ),
+    Case(
+        name="sigmoid_cross_entropy",
+        make=_make_binary,
+        ours=jaxloss.sigmoid_cross_entropy,
+        optax=optax.sigmoid_binary_cross_entropy,
+        plain=_plain_sigmoid,
+        reference=_np_sigmoid,
+        fwd_passes=2,
+        fwd_bwd_passes=5,
+    ),
+    Case(
+        name="kl_divergence",
+        make=_make_soft,
+        ours=jaxloss.kl_divergence,
+        optax=lambda x, t: optax.kl_divergence(jax.nn.log_softmax(x), t),
+        plain=_plain_kl,
+        reference=_np_kl,
+        fwd_passes=2,
+        fwd_bwd_passes=5,
     ),
 ]
 

@@ -87,6 +87,10 @@ def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights
     return jax.lax.cond(ok, lambda: (loss, stats), lambda: _forward_robust(*args))
 
 
+def _barrier(x):
+    return jax.lax.optimization_barrier(x)
+
+
 def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
     """One reduction pass: ``shift`` is the target logit (or the targets' mean logit),
     ``loss = S * log sum_c exp(x_c - shift) - sum_c s_c (x_c - shift)``."""
@@ -98,7 +102,10 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
     if sparse:
         labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
         w_y = _softmax.label_weight(class_weights, safe, dtype)
-        x_y = _numerics.mask_rows(jnp.take_along_axis(logits, safe, axis).astype(dtype), mask_c)
+        # gathered from a barrier'd copy, so that XLA does not share (and write out)
+        # the logits' conversion to the compute dtype between the gather and the sum
+        x_y = jnp.take_along_axis(_barrier(logits), safe, axis)
+        x_y = _numerics.mask_rows(x_y.astype(dtype), mask_c)
         shift = jax.lax.stop_gradient(x_y)
         mass = (1 - smoothing) * w_y
         # (1 - eps) w_y (x_y - shift) is 0, but its derivative is not: every formula
@@ -112,14 +119,21 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
                 xs = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * xs
             target_logit = target_logit + b * jnp.sum(xs, axis, keepdims=True)  # -inf: +inf
     else:
-        _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
-        s = _numerics.mask_rows(s, mask_c)
-        mass = jnp.sum(s, axis, keepdims=True)
+        # Each reduction converts its own (barrier'd) copy of the inputs: a conversion
+        # shared by two reductions would be written out in full (16-bit inputs).
+        def weighted(targets):
+            _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
+            return _numerics.mask_rows(s, mask_c)
+
+        s = weighted(targets)
+        mass = jnp.sum(weighted(_barrier(targets)), axis, keepdims=True)
         total = jnp.sum(s * _numerics.clamp_low(x), axis, keepdims=True)
         shift = jax.lax.stop_gradient(jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1), 0))
         target_logit = total - mass * shift  # ~0: what rounding left of the shift
         if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
-            target_logit = target_logit - jnp.sum(s * _numerics.safe_log(s), axis, keepdims=True)
+            t = weighted(_barrier(targets))
+            target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
+        x = _numerics.mask_rows(_barrier(logits).astype(dtype), mask_c)
     lse_rel = _softmax.log_sum_exp_rel(x, shift, axis)
     loss = mass * lse_rel - target_logit
     ok = jnp.all(jnp.isfinite(lse_rel)) & ~jnp.any(jnp.isnan(loss))
