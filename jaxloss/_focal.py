@@ -38,7 +38,7 @@ def _sigmoid_focal_parts(gamma, logits, labels, alpha, mask):
     x = _numerics.mask_rows(logits.astype(dtype), mask)
     z = _numerics.mask_rows(labels.astype(dtype), mask)
     s_pos, s_neg = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
-    ce = _sigmoid._times(z, jax.nn.softplus(-x)) + _sigmoid._times(1 - z, jax.nn.softplus(x))
+    ce = _sigmoid._weighted_softplus(z, 1 - z, x)
     u = s_pos * (1 - z) + s_neg * z
     log_u = jnp.log(jnp.where(u == 0, 1, u))  # double where: u = 0 at agreeing inf logits
     mod = jnp.ones_like(x) if gamma == 0 else _power(log_u, gamma, u == 0)
