@@ -2,6 +2,7 @@
 
 from importlib import metadata as _metadata
 
+from . import diagnostics as diagnostics
 from . import info as info
 from . import testing as testing
 from ._checks import checked as checked

@@ -22,6 +22,7 @@ PUBLIC = {
     "entropy",
     "checked",
     "info",
+    "diagnostics",
     "testing",
 }
 INFO = {"information", "entropy", "cross_entropy", "kl_divergence", "js_divergence"}
@@ -34,7 +35,7 @@ def test_public_names():
 
 
 def test_every_public_function_has_a_docstring_with_an_example():
-    for name in PUBLIC - {"testing", "info"}:
+    for name in PUBLIC - {"testing", "info", "diagnostics"}:
         doc = getattr(jaxloss, name).__doc__
         assert doc and ">>>" in doc and ".. math::" in doc or name == "checked", name
     assert ">>>" in jaxloss.testing.check_derivatives.__doc__
@@ -158,3 +159,23 @@ def test_issue_3_signatures():
         "axis",
     ]
     assert list(inspect.signature(jaxloss.info.information).parameters) == ["p", "base"]
+
+
+def test_diagnostics_api():
+    d = jaxloss.diagnostics
+    assert set(d.__all__) == {
+        "loss_histogram",
+        "compare_loss_distributions",
+        "LossComparison",
+        "plot_loss_histograms",
+    }
+    assert _params(d.loss_histogram) == {
+        "losses": (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        "bins": (inspect.Parameter.KEYWORD_ONLY, 50),
+        "range": (inspect.Parameter.KEYWORD_ONLY, None),
+        "where": (inspect.Parameter.KEYWORD_ONLY, None),
+    }
+    assert "ks_statistic" in {f.name for f in __import__("dataclasses").fields(d.LossComparison)}
+    assert list(inspect.signature(d.plot_loss_histograms).parameters)[:2] == ["losses", "path"]
+    for name in ("loss_histogram", "compare_loss_distributions"):
+        assert ">>>" in getattr(d, name).__doc__
