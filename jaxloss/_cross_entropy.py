@@ -61,17 +61,22 @@ def _weighted_targets(axis, sparse, smoothing, x, targets, class_weights):
     return t, _softmax.along_classes(class_weights, axis, x.ndim, dtype) * t
 
 
-def _target_logit(s, x, shift, axis):
-    """``sum_c s_c (x_c - m)`` and whether it is ``-inf`` (some ``s_c > 0`` sits on a
-    class with a ``-inf`` logit, so the loss is ``+inf``).
+def _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions):
+    """``s = w * t~`` (soft targets) from a copy of the inputs of its own, and the
+    barrier'd ``companions`` (distinct companions keep XLA from merging two copies).
 
-    A class with ``s_c = 0`` and ``x_c = -inf`` adds exactly 0: the clamp keeps
-    ``0 * (-inf)`` from making NaN without a select, which XLA:CPU would not fuse
-    into the reduction.
+    On XLA:CPU a conversion or broadcast shared by two reductions is written out in
+    full before them; one copy per reduction keeps each a single pass.
     """
-    total = jnp.sum(s * _numerics.clamp_low(x - shift), axis, keepdims=True)
-    infinite = jnp.any((s > 0) & (x == -jnp.inf), axis, keepdims=True)
-    return total, infinite
+    num_classes = targets.shape[axis]
+    coefs = jnp.array([1 - smoothing, smoothing / num_classes], dtype)
+    t, cw, coefs, *companions = _barrier((targets, class_weights, coefs, *companions))
+    s = t.astype(dtype)
+    if smoothing:
+        s = coefs[0] * s + coefs[1]
+    if cw is not None:
+        s = _softmax.along_classes(cw, axis, targets.ndim, dtype) * s
+    return s, companions
 
 
 def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
@@ -97,7 +102,7 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
     dtype = _numerics.compute_dtype(logits)
     num_classes = logits.shape[axis]
     mask_c = _numerics.expand(mask, axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
+    x = logits.astype(dtype)
     labels_ok = None
     if sparse:
         labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
@@ -114,46 +119,62 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
         if smoothing:
             b = smoothing / num_classes
             mass = mass + b * _total_weight(class_weights, num_classes, dtype)
-            xs = x - _softmax.barrier(shift)
+            # its own copy of the logits: a conversion shared with the log-sum-exp
+            # below would be written out (16-bit inputs)
+            xb, sb = _barrier((logits, shift))
+            xs = xb.astype(dtype) - sb
             if class_weights is not None:
                 xs = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * xs
             target_logit = target_logit + b * jnp.sum(xs, axis, keepdims=True)  # -inf: +inf
     else:
         # Each reduction converts its own (barrier'd) copy of the inputs: a conversion
-        # shared by two reductions would be written out in full (16-bit inputs).
-        def weighted(targets):
-            _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
-            return _numerics.mask_rows(s, mask_c)
+        # shared by two reductions would be written out in full.
+        # (XLA drops constant operands of a barrier, so each copy is told apart by a
+        # result computed before it)
+        def weighted(*companions):
+            return _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions)[0]
 
-        s = weighted(targets)
-        mass = jnp.sum(weighted(_barrier(targets)), axis, keepdims=True)
-        total = jnp.sum(s * _numerics.clamp_low(x), axis, keepdims=True)
+        mass = jnp.sum(weighted(), axis, keepdims=True)
+        total = jnp.sum(weighted(mass) * _numerics.clamp_low(x), axis, keepdims=True)
         shift = jax.lax.stop_gradient(jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1), 0))
         target_logit = total - mass * shift  # ~0: what rounding left of the shift
         if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
-            t = weighted(_barrier(targets))
+            t = weighted(total)
             target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
-        x = _numerics.mask_rows(_barrier(logits).astype(dtype), mask_c)
+        x = _barrier(logits).astype(dtype)
     lse_rel = _softmax.log_sum_exp_rel(x, shift, axis)
     loss = mass * lse_rel - target_logit
-    ok = jnp.all(jnp.isfinite(lse_rel)) & ~jnp.any(jnp.isnan(loss))
+    ok = jnp.isfinite(lse_rel) & ~jnp.isnan(loss)
+    if mask_c is not None:
+        ok = ok | ~mask_c
     if z_loss:
         loss = loss + z_loss * (lse_rel + shift) ** 2
     loss = _finish(loss, labels_ok, mask_c)
-    return jnp.squeeze(loss, axis), (shift, lse_rel, mass), ok
+    stats = _masked_stats((shift, lse_rel, mass), mask_c)
+    return jnp.squeeze(loss, axis), stats, jnp.all(ok)
 
 
 def _forward_robust(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
     """Shifts by the row maximum: every term is exact, ``0 * (-inf)`` is 0, and target
-    mass on a ``-inf`` logit gives ``+inf``; each ``[..., C]`` quantity is a single
-    reduction reading the inputs directly, so XLA fuses each into one pass."""
+    mass on a ``-inf`` logit gives ``+inf``.
+
+    Each ``[..., C]`` quantity is a single reduction that converts its own copy of the
+    inputs, so XLA fuses each into one pass and never writes out a converted copy of
+    the logits or targets (which would cost memory even while this branch is not
+    taken). The copies are told apart by barriers over different companions, since
+    XLA merges identical barriers.
+    """
     dtype = _numerics.compute_dtype(logits)
     num_classes = logits.shape[axis]
     mask_c = _numerics.expand(mask, axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    row_max = _softmax.row_max(x, axis)
+
+    def own_copies(*arrays):
+        # the last array only makes this barrier distinct from the others
+        return tuple(a.astype(dtype) for a in _barrier(arrays)[:-1])
+
+    row_max = _softmax.row_max(logits, axis, dtype)
+    (x,) = own_copies(logits, row_max)
     lse_rel = _softmax.log_sum_exp_rel(x, row_max, axis)
-    shift = _softmax.barrier(row_max)  # x - m is not shared with the reduction above
     labels_ok = infinite = None
     if sparse:
         # -sum_c s_c log p_c with s = w_y (1-eps) onehot(y) + w eps / C
@@ -170,24 +191,52 @@ def _forward_robust(axis, sparse, smoothing, z_loss, kl, logits, targets, class_
             mass = mass + b * _total_weight(class_weights, num_classes, dtype)
             w = jnp.ones((), dtype)
             if class_weights is not None:
-                w = _softmax.along_classes(class_weights, axis, x.ndim, dtype)
-            smooth_logit, infinite = _target_logit(w, x, shift, axis)
+                w = _softmax.along_classes(class_weights, axis, logits.ndim, dtype)
+            x, shift = own_copies(logits, row_max, lse_rel)
+            smooth_logit = jnp.sum(w * _numerics.clamp_low(x - shift), axis, keepdims=True)
+            (x,) = own_copies(logits, mass)
+            infinite = _mass_on_neg_inf(w, x, axis)
             target_logit = target_logit + b * smooth_logit
     else:
-        _, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
-        if mask_c is not None:
-            s = jnp.where(mask_c, s, 0)
+
+        def weighted(*companions):
+            return _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions)
+
+        s, _ = weighted(row_max)
         mass = jnp.sum(s, axis, keepdims=True)
-        target_logit, infinite = _target_logit(s, x, shift, axis)
+        s, (x, shift, _) = weighted(logits, row_max, lse_rel)
+        x = _numerics.clamp_low(x.astype(dtype) - shift)
+        target_logit = jnp.sum(s * x, axis, keepdims=True)
+        s, (x, _) = weighted(logits, mass)
+        infinite = _mass_on_neg_inf(s, x.astype(dtype), axis)
         if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
-            target_logit = target_logit - jnp.sum(s * _numerics.safe_log(s), axis, keepdims=True)
+            t, _ = weighted(target_logit)
+            target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
     loss = mass * lse_rel - target_logit
     if infinite is not None:
         loss = jnp.where(infinite, jnp.inf, loss)
     if z_loss:
         loss = loss + z_loss * (lse_rel + row_max) ** 2
     loss = _finish(loss, labels_ok, mask_c)
-    return jnp.squeeze(loss, axis), (row_max, lse_rel, mass)
+    return jnp.squeeze(loss, axis), _masked_stats((row_max, lse_rel, mass), mask_c)
+
+
+def _masked_stats(stats, mask_c):
+    """The statistics with masked examples' set to 0 (they may be NaN there)."""
+    return tuple(_numerics.mask_rows(v, mask_c) for v in stats)
+
+
+def _mass_on_neg_inf(s, x, axis):
+    """Whether some ``s_c > 0`` sits on a class with a ``-inf`` logit (the loss is then
+    ``+inf``): the minimum over ``{c: s_c > 0}`` of ``x_c`` is ``-inf``.
+
+    Written without compares or selects, which XLA:CPU would write out in full before
+    the reduction: the bound is ``-inf`` where ``s_c > 0`` and ``+inf`` where
+    ``s_c = 0``.
+    """
+    has_mass = jnp.sign(s)
+    bound = jnp.log(1 - has_mass) - jnp.log(has_mass)
+    return jnp.min(jnp.maximum(x, bound), axis, keepdims=True) == -jnp.inf
 
 
 def _finish(value, labels_ok, mask_c):

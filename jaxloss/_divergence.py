@@ -58,7 +58,7 @@ def _reverse_kl_forward(axis, logits, targets, mask):
     mask_c = _numerics.expand(mask, axis)
     x = _logits_in(logits, mask_c, dtype)
     t = _numerics.mask_rows(targets.astype(dtype), mask_c, 1)
-    m = _softmax.row_max(x, axis)
+    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
     lse = _softmax.log_sum_exp_rel(x, m, axis)
     shift = _softmax.barrier(m)
     e = jnp.exp(x - shift)
@@ -95,9 +95,12 @@ _reverse_kl = _numerics.custom_rule(_reverse_kl_forward, _reverse_kl_tangent, nu
 # with da = dx / T and db = dy / T.
 
 
-def _scaled(logits, mask_c, dtype, temperature):
-    x = _logits_in(logits, mask_c, dtype)
+def _scale(x, temperature):
     return x if temperature == 1.0 else x / temperature
+
+
+def _scaled(logits, mask_c, dtype, temperature):
+    return _scale(_logits_in(logits, mask_c, dtype), temperature)
 
 
 def _kl_logits_forward(axis, temperature, logits, target_logits, mask):
@@ -105,7 +108,10 @@ def _kl_logits_forward(axis, temperature, logits, target_logits, mask):
     mask_c = _numerics.expand(mask, axis)
     a = _scaled(logits, mask_c, dtype, temperature)
     b = _scaled(target_logits, mask_c, dtype, temperature)
-    ma, mb = _softmax.row_max(a, axis), _softmax.row_max(b, axis)
+    ma = _scale(_softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype), temperature)
+    mb = _scale(
+        _softmax.row_max(_numerics.mask_rows(target_logits, mask_c), axis, dtype), temperature
+    )
     lse_a = _softmax.log_sum_exp_rel(a, ma, axis)
     lse_b = _softmax.log_sum_exp_rel(b, mb, axis)
     sa, sb = _softmax.barrier(ma), _softmax.barrier(mb)
@@ -161,7 +167,7 @@ def _js_forward(axis, logits, targets, mask):
     mask_c = _numerics.expand(mask, axis)
     x = _logits_in(logits, mask_c, dtype)
     t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-    m = _softmax.row_max(x, axis)
+    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
     lse = _softmax.log_sum_exp_rel(x, m, axis)
     p, log_p, log_t, log_r = _js_parts(x, t, _softmax.barrier(m), lse)
     kl_p = jnp.sum(p * (log_p - log_r), axis, keepdims=True)
@@ -199,7 +205,7 @@ def _entropy_forward(axis, logits, mask):
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, axis)
     x = _logits_in(logits, mask_c, dtype)
-    m = _softmax.row_max(x, axis)
+    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
     lse = _softmax.log_sum_exp_rel(x, m, axis)
     shift = _softmax.barrier(m)
     weighted = jnp.sum(jnp.exp(x - shift) * _numerics.clamp_low(x - shift), axis, keepdims=True)

@@ -87,7 +87,7 @@ def _softmax_focal_forward(axis, gamma, scale, logits, labels, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, axis)
     x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    m = _softmax.row_max(x, axis)
+    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
     lse = _softmax.log_sum_exp_rel(x, m, axis)
     ok, safe = _softmax.sparse_labels(labels, x.shape[axis], axis)
     x_y = _numerics.mask_rows(jnp.take_along_axis(logits, safe, axis).astype(dtype), mask_c)

@@ -13,10 +13,10 @@ The rules (``SEMANTICS.md``):
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
+
+from . import _numerics
 
 
 def example_mask(
@@ -53,7 +53,33 @@ def sparse_example_weights(
     return w if mask is None else jnp.where(mask, w, 0)
 
 
-@functools.partial(jax.checkpoint, static_argnums=(3, 4))
+def _soft_weights_forward(axis, dtype, targets, class_weights, mask):
+    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
+    w = jnp.sum(targets.astype(dtype) * cw, axis)  # a masked row's NaN is dropped below
+    return (w if mask is None else jnp.where(mask, w, 0)), ()
+
+
+def _soft_weights_tangent(axis, dtype, targets, class_weights, mask, d_t, d_cw, _d_mask):
+    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
+    out = 0
+    if d_t is not None:
+        out = out + jnp.sum(d_t.astype(dtype) * cw, axis)
+    if d_cw is not None:  # masked rows' targets may be NaN: mask them for this one
+        t = targets.astype(dtype)
+        if mask is not None:
+            t = jnp.where(jnp.expand_dims(mask, axis), t, 0)
+        d_cw = jnp.expand_dims(d_cw.astype(dtype), range(1, targets.ndim - axis))
+        out = out + jnp.sum(t * d_cw, axis)
+    out = jnp.broadcast_to(out, targets.shape[:axis] + targets.shape[axis + 1 :])
+    return out if mask is None else jnp.where(mask, out, 0)
+
+
+# Its own derivative rule, so that a masked row's (possibly NaN) targets are never
+# multiplied into a gradient, yet the forward pass needs no masked copy of the targets
+# (XLA:CPU would write that copy out before the reduction).
+_soft_weights = _numerics.custom_rule(_soft_weights_forward, _soft_weights_tangent, 2)
+
+
 def soft_example_weights(
     mask: jax.Array | None,
     targets: jax.Array,
@@ -61,19 +87,11 @@ def soft_example_weights(
     axis: int,
     dtype: jnp.dtype,
 ) -> jax.Array | None:
-    """``w_i`` for soft targets: ``sum_c class_weights[c] t_ic`` (1 without).
-
-    Checkpointed, so reverse mode keeps the targets themselves rather than a masked
-    ``[..., C]`` copy of them.
-    """
+    """``w_i`` for soft targets: ``sum_c class_weights[c] t_ic`` (1 without), 0 if
+    masked. Reverse mode keeps the targets themselves, no ``[..., C]`` copy."""
     if class_weights is None:
         return count_weights(mask, dtype)
-    t = targets.astype(dtype)
-    if mask is not None:  # NaN targets in masked rows must not leak
-        t = jnp.where(jnp.expand_dims(mask, axis), t, 0)
-    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
-    w = jnp.sum(t * cw, axis)
-    return w if mask is None else jnp.where(mask, w, 0)
+    return _soft_weights(axis, jnp.dtype(dtype), targets, class_weights, mask)
 
 
 def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.Array:

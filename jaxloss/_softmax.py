@@ -22,10 +22,15 @@ def along_classes(v: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
     return jnp.expand_dims(v.astype(dtype), tuple(range(1, ndim - axis)))
 
 
-def row_max(x: jax.Array, axis: int) -> jax.Array:
-    """The row maximum (kept dims), 0 for a row without a finite maximum; constant
-    under differentiation (every formula below is invariant to the shift)."""
-    m = jnp.max(x, axis, keepdims=True)
+def row_max(logits: jax.Array, axis: int, dtype) -> jax.Array:
+    """The row maximum (kept dims) in ``dtype``, 0 for a row without a finite maximum;
+    constant under differentiation (every formula below is invariant to the shift).
+
+    Taken in the logits' own dtype (exact: the conversion is monotone), because
+    XLA:CPU does not fuse a conversion into a max reduction and would write a
+    converted copy of the logits out first.
+    """
+    m = jnp.max(logits, axis, keepdims=True).astype(dtype)
     return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
 
 

@@ -4,6 +4,7 @@ the inputs themselves and O(examples) numbers, never a new array of the logits' 
 
 import re
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -87,3 +88,30 @@ def test_optax_keeps_a_class_sized_residual(capsys, rng):
         capsys, lambda x: optax.softmax_cross_entropy_with_integer_labels(x, y).mean(), x
     )
     assert any(r[1] == (N, C) and not r[2].startswith("from the argument") for r in rows)
+
+
+# ------------------------------------------------------------------ compiled temporaries
+# XLA writes out an intermediate it cannot fuse into a reduction (a converted copy of
+# 16-bit logits, a masked copy, a boolean array). The softmax cross-entropy family is
+# written so that neither its forward nor its backward pass allocates anything of the
+# logits' size on XLA:CPU (on GPU, XLA fuses these anyway).
+
+TEMP_CASES = {
+    k: CASES[k] for k in ("sparse", "sparse_plain", "categorical", "categorical_plain", "kl")
+}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("name", sorted(TEMP_CASES))
+def test_no_logits_sized_temporaries(rng, name, dtype):
+    n, c = 256, 4096
+    x = jnp.asarray(rng.standard_normal((n, c)), dtype)
+    t = jnp.asarray(rng.dirichlet(np.ones(c), n), dtype)
+    y = jnp.asarray(rng.integers(0, c, n), jnp.int32)
+    w = jnp.asarray(rng.uniform(0.5, 2, c), jnp.float32)
+    keep = jnp.asarray(rng.random(n) < 0.7)
+    loss = TEMP_CASES[name]
+    for fn in (loss, jax.grad(loss)):  # every input an argument, as in a training step
+        compiled = jax.jit(fn).lower(x, t, y, w, keep).compile()
+        temp = compiled.memory_analysis().temp_size_in_bytes
+        assert temp < x.size * 4 / 8, (name, fn, temp)
