@@ -304,6 +304,7 @@ def _tangent(
             out = out + jnp.sum(nlp * dt, axis, keepdims=True)
         if d_class_weights is not None:
             dcw = _softmax.along_classes(d_class_weights, axis, x.ndim, dtype)
+            t = _numerics.mask_rows(t, mask_c)  # a masked row's targets may be NaN
             out = out + jnp.sum(dcw * t * nlp, axis, keepdims=True)
     out = _finish(jnp.broadcast_to(out, lse_rel.shape), labels_ok, mask_c)
     return jnp.squeeze(out, axis)

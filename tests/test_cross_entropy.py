@@ -441,6 +441,13 @@ def test_masked_rows_with_nan_or_inf_get_zero_gradient(rng, sparse, bad):
     if not sparse:
         gt = jax.grad(lambda t: CE(x, t, reduction="sum", **kw))(tgt)
         assert np.all(gt[~keep] == 0) and np.all(np.isfinite(gt))
+    # learned class weights see nothing of the masked rows either
+    kw.pop("class_weights")
+    for reduction in ("none", "mean"):
+        gw = jax.grad(lambda w: jnp.sum(fn(x, tgt, class_weights=w, reduction=reduction, **kw)))(
+            np.ones(5, np.float32)
+        )
+        assert np.all(np.isfinite(gw))
 
 
 @pytest.mark.parametrize("opts", OPTIONS + [{"ignore_index": 2}])
