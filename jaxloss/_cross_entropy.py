@@ -70,7 +70,7 @@ def _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions):
     """
     num_classes = targets.shape[axis]
     coefs = jnp.array([1 - smoothing, smoothing / num_classes], dtype)
-    t, cw, coefs, *companions = _barrier((targets, class_weights, coefs, *companions))
+    t, cw, coefs, *companions = _softmax.barrier((targets, class_weights, coefs, *companions))
     s = t.astype(dtype)
     if smoothing:
         s = coefs[0] * s + coefs[1]
@@ -92,10 +92,6 @@ def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights
     return jax.lax.cond(ok, lambda: (loss, stats), lambda: _forward_robust(*args))
 
 
-def _barrier(x):
-    return jax.lax.optimization_barrier(x)
-
-
 def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
     """One reduction pass: ``shift`` is the target logit (or the targets' mean logit),
     ``loss = S * log sum_c exp(x_c - shift) - sum_c s_c (x_c - shift)``."""
@@ -109,7 +105,7 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
         w_y = _softmax.label_weight(class_weights, safe, dtype)
         # gathered from a barrier'd copy, so that XLA does not share (and write out)
         # the logits' conversion to the compute dtype between the gather and the sum
-        x_y = jnp.take_along_axis(_barrier(logits), safe, axis)
+        x_y = jnp.take_along_axis(_softmax.barrier(logits), safe, axis)
         x_y = _numerics.mask_rows(x_y.astype(dtype), mask_c)
         shift = jax.lax.stop_gradient(x_y)
         mass = (1 - smoothing) * w_y
@@ -121,7 +117,7 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
             mass = mass + b * _total_weight(class_weights, num_classes, dtype)
             # its own copy of the logits: a conversion shared with the log-sum-exp
             # below would be written out (16-bit inputs)
-            xb, sb = _barrier((logits, shift))
+            xb, sb = _softmax.barrier((logits, shift))
             xs = xb.astype(dtype) - sb
             if class_weights is not None:
                 xs = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * xs
@@ -141,7 +137,7 @@ def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_we
         if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
             t = weighted(total)
             target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
-        x = _barrier(logits).astype(dtype)
+        x = _softmax.barrier(logits).astype(dtype)
     lse_rel = _softmax.log_sum_exp_rel(x, shift, axis)
     loss = mass * lse_rel - target_logit
     ok = jnp.isfinite(lse_rel) & ~jnp.isnan(loss)
@@ -170,7 +166,7 @@ def _forward_robust(axis, sparse, smoothing, z_loss, kl, logits, targets, class_
 
     def own_copies(*arrays):
         # the last array only makes this barrier distinct from the others
-        return tuple(a.astype(dtype) for a in _barrier(arrays)[:-1])
+        return tuple(a.astype(dtype) for a in _softmax.barrier(arrays)[:-1])
 
     row_max = _softmax.row_max(logits, axis, dtype)
     (x,) = own_copies(logits, row_max)

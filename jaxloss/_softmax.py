@@ -39,9 +39,11 @@ def log_sum_exp_rel(x: jax.Array, m: jax.Array, axis: int) -> jax.Array:
     return jnp.log(jnp.sum(jnp.exp(x - m), axis, keepdims=True))
 
 
-def barrier(m: jax.Array) -> jax.Array:
-    """A copy of ``m`` that XLA cannot identify with ``m``: a second reduction over
-    ``x - barrier(m)`` then does not share (and write out) ``x - m`` with the first."""
+def barrier(m):
+    """A copy of ``m`` (an array or a tuple of them) that XLA cannot identify with
+    ``m``: a second reduction over ``x - barrier(m)`` then does not share (and write
+    out) ``x - m`` with the first; a reduction over ``barrier(x).astype(f32)`` gets a
+    conversion of its own."""
     return jax.lax.optimization_barrier(m)
 
 
