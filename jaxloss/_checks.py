@@ -1,10 +1,13 @@
-"""Argument checks shared by every loss, and the run-time checked mode.
+"""Every argument check, and the run-time checked mode.
 
-Everything that can be known from shapes, dtypes and Python values is checked when the
-function is traced, and raises a ``TypeError`` or ``ValueError`` that names the function,
-the argument and the shapes involved. What can only be seen in the values (an integer
-label outside ``[0, C)``) has a documented run-time result (a NaN loss), and
-:func:`checked` turns it into an error.
+Two kinds of input, two kinds of check (``docs/semantics.md``, "Bad values"):
+
+* What is known at trace time (shapes, dtypes, Python numbers, NumPy arrays given as
+  parameters) is checked when the function is traced, and a bad value raises a
+  ``TypeError`` or ``ValueError`` naming the function, the argument and its shape.
+* What is only known at run time (labels, targets and probabilities, and parameters
+  passed as JAX arrays) has a documented run-time result: the affected examples' values
+  are NaN. :func:`checked` turns those into errors naming the bad value.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ import numpy as np
 from jax.experimental import checkify
 
 REDUCTIONS = ("none", "mean", "sum")
+RESIDUALS = ("auto", "lse", "softmax")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(np.shape(x))
+
+
+# --------------------------------------------------------------------------------------
+# Arrays: dtypes, ranks, shapes.
 
 
 def as_array(x: Any, name: str, fn: str) -> jax.Array:
@@ -32,35 +44,76 @@ def as_array(x: Any, name: str, fn: str) -> jax.Array:
         return x
     try:
         return jnp.asarray(x)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}") from e
 
 
 def check_floating(x: jax.Array, name: str, fn: str) -> None:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
-            f"{fn}: {name} must have a floating dtype, got {x.dtype} (shape {tuple(x.shape)})"
+            f"{fn}: {name} must have a floating dtype, got {x.dtype} (shape {_shape(x)})"
         )
 
 
 def check_integer(x: jax.Array, name: str, fn: str, hint: str = "") -> None:
     if not jnp.issubdtype(x.dtype, jnp.integer):
         raise TypeError(
-            f"{fn}: {name} must have an integer dtype, got {x.dtype} (shape {tuple(x.shape)}){hint}"
+            f"{fn}: {name} must have an integer dtype, got {x.dtype} (shape {_shape(x)}){hint}"
         )
+
+
+def check_real(x: jax.Array, name: str, fn: str) -> None:
+    """Real numbers or booleans (targets and labels may be one-hot integers)."""
+    ok = jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_
+    if not ok or jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: {name} must be real numbers, got {x.dtype} (shape {_shape(x)})")
 
 
 def check_rank(x: jax.Array, name: str, fn: str, min_ndim: int = 1) -> None:
     if x.ndim < min_ndim:
         raise ValueError(
-            f"{fn}: {name} must have at least {min_ndim} dimension(s), got shape {tuple(x.shape)}"
+            f"{fn}: {name} must have at least {min_ndim} dimension(s), got shape {_shape(x)}"
         )
 
 
+def check_same_shape(fn: str, logits: jax.Array, other: Any, name: str, hint: str = ""):
+    """``other`` as an array of the logits' shape, or a ValueError naming both."""
+    other = as_array(other, name, fn)
+    if other.shape != logits.shape:
+        raise ValueError(
+            f"{fn}: {name} has shape {_shape(other)} but logits have shape "
+            f"{_shape(logits)}; {name} needs the logits' shape{hint}"
+        )
+    return other
+
+
+def check_broadcastable(
+    value: Any, shape: tuple[int, ...], name: str, fn: str, what: str = "logits"
+) -> jax.Array:
+    """``value`` as an array that broadcasts to ``shape``, or a ValueError."""
+    value = as_array(value, name, fn)
+    try:
+        ok = np.broadcast_shapes(value.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{fn}: {name} has shape {_shape(value)}, which does not broadcast to "
+            f"the {what}' shape {tuple(shape)}"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# The class axis.
+
+
 def canonicalize_axes(
-    axis: int | Sequence[int] | None, ndim: int, name: str, fn: str
+    axis: int | Sequence[int] | None, shape: tuple[int, ...], name: str, fn: str
 ) -> tuple[int, ...]:
-    """Non-negative, sorted, distinct class axes; ``None`` means all axes."""
+    """Non-negative, distinct class axes in the order given (the order a tuple of axes
+    is flattened in, as in optax); ``None`` means all axes, in order."""
+    ndim = len(shape)
     if axis is None:
         return tuple(range(ndim))
     try:
@@ -69,25 +122,53 @@ def canonicalize_axes(
         raise TypeError(f"{fn}: axis must be an int or a tuple of ints, got {axis!r}") from e
     out = []
     for a in axes:
+        if isinstance(a, bool):
+            raise TypeError(f"{fn}: axis must be an int or a tuple of ints, got {axis!r}")
         try:
             a = operator.index(a)
         except TypeError as e:
             raise TypeError(f"{fn}: axis must be an int or a tuple of ints, got {axis!r}") from e
         if not -ndim <= a < ndim:
-            raise ValueError(
-                f"{fn}: axis={axis!r} is out of range for {name} of shape "
-                f"{_shape_of(name, ndim)} ({ndim} dimensions)"
-            )
+            raise ValueError(f"{fn}: axis={axis!r} is out of range for {name} of shape {shape}")
         out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{fn}: axis={axis!r} repeats an axis")
     if not out:
         raise ValueError(f"{fn}: axis={axis!r} names no axis")
-    return tuple(sorted(out))
+    return tuple(out)
 
 
-def _shape_of(name: str, ndim: int) -> str:
-    return f"with {ndim} dims" if ndim else "()"
+def check_num_classes(shape: tuple[int, ...], axes: tuple[int, ...], name: str, fn: str) -> int:
+    """The number of classes (the product of the class axes' sizes), at least 1."""
+    num_classes = math.prod(shape[a] for a in axes)
+    if num_classes == 0:
+        raise ValueError(
+            f"{fn}: {name} of shape {shape} has no classes along axis "
+            f"{axes[0] if len(axes) == 1 else axes}; a distribution needs at least one"
+        )
+    return num_classes
+
+
+# --------------------------------------------------------------------------------------
+# Static options (Python numbers known at trace time).
+
+
+def static_float(value: Any, name: str, fn: str) -> float:
+    """A finite Python float from a number known at trace time."""
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{fn}: {name} must be a Python number known at trace time, not a traced "
+            f"array; pass it as a static argument (e.g. jax.jit(..., static_argnames=...))"
+        )
+    if np.ndim(value) != 0:
+        raise TypeError(f"{fn}: {name} must be a number, got shape {_shape(value)}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: {name} must be a number, got {value!r}") from e
+    if not math.isfinite(v):
+        raise ValueError(f"{fn}: {name} must be finite, got {v}")
+    return v
 
 
 def check_fraction(value: Any, name: str, fn: str) -> float:
@@ -105,19 +186,10 @@ def check_nonnegative(value: Any, name: str, fn: str) -> float:
     return v
 
 
-def static_float(value: Any, name: str, fn: str) -> float:
-    """A Python float from a number known at trace time."""
-    if isinstance(value, jax.core.Tracer):
-        raise TypeError(
-            f"{fn}: {name} must be a Python number known at trace time, not a traced "
-            f"array; pass it as a static argument (e.g. jax.jit(..., static_argnames=...))"
-        )
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{fn}: {name} must be a number, got {value!r}") from e
-    if math.isnan(v):
-        raise ValueError(f"{fn}: {name} must not be NaN")
+def check_positive(value: Any, name: str, fn: str) -> float:
+    v = static_float(value, name, fn)
+    if not v > 0.0:
+        raise ValueError(f"{fn}: {name} must be > 0, got {v}")
     return v
 
 
@@ -125,6 +197,12 @@ def check_reduction(reduction: Any, fn: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{fn}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction
+
+
+def check_residuals(residuals: Any, fn: str) -> str:
+    if residuals not in RESIDUALS:
+        raise ValueError(f"{fn}: residuals must be one of {RESIDUALS}, got {residuals!r}")
+    return residuals
 
 
 def check_ignore_index(ignore_index: Any, fn: str) -> int | None:
@@ -135,41 +213,87 @@ def check_ignore_index(ignore_index: Any, fn: str) -> int | None:
     return int(ignore_index)
 
 
-def check_where(where: Any, batch_shape: tuple[int, ...], fn: str) -> jax.Array | None:
-    """A boolean mask broadcast to ``batch_shape`` (one value per example)."""
+# --------------------------------------------------------------------------------------
+# Masks and weights.
+
+
+def check_where(where: Any, shape: tuple[int, ...], fn: str, what: str = "per-example") -> Any:
+    """A boolean mask broadcast to ``shape`` (one value per example, or element)."""
     if where is None:
         return None
     where = as_array(where, "where", fn)
     if where.dtype != jnp.bool_:
         raise TypeError(
-            f"{fn}: where must be a boolean mask, got dtype {where.dtype}; for "
-            f"per-example weights use class_weights, for class masking -inf logits"
+            f"{fn}: where must be a boolean mask, got dtype {where.dtype} (shape "
+            f"{_shape(where)}); for per-example weights use sample_weight"
         )
     try:
-        shape = np.broadcast_shapes(where.shape, batch_shape)
+        ok = np.broadcast_shapes(where.shape, shape) == tuple(shape)
     except ValueError:
-        shape = None
-    if shape != tuple(batch_shape):
+        ok = False
+    if not ok:
+        hint = " (mask classes with -inf logits instead)" if what == "per-example" else ""
         raise ValueError(
-            f"{fn}: where has shape {tuple(where.shape)}, which does not broadcast to "
-            f"the per-example shape {tuple(batch_shape)}; where masks whole examples "
-            f"(mask classes with -inf logits instead)"
+            f"{fn}: where has shape {_shape(where)}, which does not broadcast to "
+            f"the {what} shape {tuple(shape)}{hint}"
         )
-    return jnp.broadcast_to(where, batch_shape)
+    return jnp.broadcast_to(where, shape)
 
 
-def check_class_weights(class_weights: Any, num_classes: int, fn: str) -> jax.Array | None:
+def _is_host_value(x: Any) -> bool:
+    """A value known at trace time: a Python number or sequence, or a NumPy array."""
+    return isinstance(x, int | float | np.ndarray | np.generic | list | tuple)
+
+
+def check_weights(
+    value: Any, name: str, fn: str, *, upper: float | None = None
+) -> None:
+    """Trace-time check of weights given as host values: finite, ``>= 0`` (and
+    ``<= upper``). Weights given as JAX arrays are checked at run time instead (NaN,
+    or an error under :func:`checked`)."""
+    if not _is_host_value(value):
+        return
+    arr = np.asarray(value, np.float64)
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if upper is not None:
+        bad |= arr > upper
+    if bad.any():
+        bound = f"in [0, {upper:g}]" if upper is not None else "finite and >= 0"
+        if arr.ndim == 0:
+            raise ValueError(f"{fn}: {name} must be {bound}, got {float(arr)}")
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{fn}: {name} must be {bound} everywhere, got {name}"
+            f"[{', '.join(map(str, index))}] = {arr[index]} (shape {arr.shape})"
+        )
+
+
+def check_class_weights(class_weights: Any, num_classes: int, fn: str, name="class_weights"):
+    """``[C]`` floating class weights (checked for sign where known), or None."""
     if class_weights is None:
         return None
-    cw = as_array(class_weights, "class_weights", fn)
+    check_weights(class_weights, name, fn)
+    cw = as_array(class_weights, name, fn)
     if cw.ndim != 1 or cw.shape[0] != num_classes:
         raise ValueError(
-            f"{fn}: class_weights has shape {tuple(cw.shape)} but logits have "
+            f"{fn}: {name} has shape {_shape(cw)} but logits have "
             f"{num_classes} classes; it needs shape ({num_classes},)"
         )
-    if not jnp.issubdtype(cw.dtype, jnp.floating):
-        raise TypeError(f"{fn}: class_weights must have a floating dtype, got {cw.dtype}")
+    check_floating(cw, name, fn)
     return cw
+
+
+def check_sample_weight(sample_weight: Any, shape: tuple[int, ...], fn: str, what: str):
+    """Float weights broadcast to the per-example (or per-element) ``shape``."""
+    if sample_weight is None:
+        return None
+    check_weights(sample_weight, "sample_weight", fn)
+    sw = check_broadcastable(sample_weight, shape, "sample_weight", fn, what)
+    if not jnp.issubdtype(sw.dtype, jnp.floating):
+        if not (jnp.issubdtype(sw.dtype, jnp.integer) or sw.dtype == jnp.bool_):
+            raise TypeError(f"{fn}: sample_weight must be real numbers, got {sw.dtype}")
+        sw = sw.astype(jnp.float32)
+    return jnp.broadcast_to(sw, shape)
 
 
 # --------------------------------------------------------------------------------------
@@ -189,15 +313,51 @@ def check(pred: jax.Array, msg: str, **fmt: jax.Array) -> None:
         checkify.check(pred, msg, **fmt)
 
 
+def check_values(fn: str, name: str, values: jax.Array, bad: jax.Array, rule: str) -> None:
+    """Checked mode: raise naming the first element of ``values`` where ``bad``."""
+    if not checks_enabled() or not bad.size:
+        return
+    first = jnp.argmax(bad.ravel())
+    check(
+        ~jnp.any(bad),
+        f"{fn}: {name} {{value}} (at flat index {{index}}) {rule}",
+        value=values.ravel()[first],
+        index=first,
+    )
+
+
+def check_in_unit_interval(fn: str, name: str, values: jax.Array, mask=None) -> None:
+    """Checked mode: every (unmasked) value in [0, 1]."""
+    if not checks_enabled():
+        return
+    v = values.astype(jnp.promote_types(values.dtype, jnp.float32))
+    bad = ~((v >= 0) & (v <= 1))
+    if mask is not None:
+        bad = bad & mask
+    check_values(fn, name, values, bad, "is outside [0, 1]")
+
+
+def check_nonnegative_values(fn: str, name: str, values: jax.Array, upper=None) -> None:
+    """Checked mode: every value finite and >= 0 (and <= upper)."""
+    if not checks_enabled():
+        return
+    ok = jnp.isfinite(values) & (values >= 0)
+    if upper is not None:
+        ok = ok & (values <= upper)
+    rule = f"is outside [0, {upper}]" if upper is not None else "is negative or not finite"
+    check_values(fn, name, values, ~ok, rule)
+
+
 def checked(fn: _F) -> _F:
     """Runs ``fn`` with jaxloss's run-time input checks, raising on a bad value.
 
     Some mistakes can only be seen in the values: an integer label outside ``[0, C)``
-    that is not ``ignore_index`` gives a NaN loss for its example (it never wraps
-    around to another class, as optax's does). Wrapping the training step in
-    ``checked`` makes every jaxloss function it calls verify its inputs and raise a
-    ``ValueError`` (``checkify.JaxRuntimeError``) naming the bad value. The checks cost
-    a pass over the labels, so use it when debugging.
+    that is not ``ignore_index``, a target or probability outside [0, 1], a negative
+    weight passed as a JAX array. Each gives a NaN loss for the examples it touches
+    (never a finite number). Wrapping the training step in ``checked`` makes every
+    jaxloss function it calls verify its inputs and raise a ``ValueError``
+    (``checkify.JaxRuntimeError``) naming the bad value. The checks cost a pass over
+    the inputs, so use it when debugging.
 
     ``fn`` is traced afresh on every call (it goes through
     :func:`jax.experimental.checkify.checkify`), and may contain ``jax.jit``. Call the

@@ -1,8 +1,23 @@
-"""How every kernel computes: working dtypes, tangents, and NaN-safe pieces."""
+"""How every kernel computes: working dtypes, the derivative-rule mechanism, and the
+small NaN-safe pieces the kernels share.
+
+Two habits run through the kernels, each for a measured reason:
+
+* Forward passes over the class axis are written in plain arithmetic (no ``where``,
+  no comparisons), with the helpers below. XLA:CPU fuses arithmetic into its reduction
+  kernels but writes a select or a comparison out to memory first, a temporary the
+  size of the logits (``docs/performance.md``). On GPU and TPU both forms fuse.
+* Derivative rules sanitize their inputs (masked rows, ``-inf`` logits) with the
+  double-``where`` pattern before any unsafe operation, so that every derivative of
+  every order stays finite. They run in the backward pass, where a select is fused
+  into the elementwise kernel that writes the gradient anyway.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +27,9 @@ from jax.custom_derivatives import SymbolicZero
 def compute_dtype(x: jax.Array) -> jnp.dtype:
     """bfloat16/float16 are computed in float32; float32 and float64 stay as they are."""
     dtype = jnp.dtype(x.dtype)
-    return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
+    if not jnp.issubdtype(dtype, jnp.floating) or dtype.itemsize < 4:
+        return jnp.dtype(jnp.float32)
+    return dtype
 
 
 def nonzero(tangent):
@@ -25,53 +42,139 @@ def nonzero(tangent):
     return tangent
 
 
+SOFTMAX = "jaxloss_softmax"
+KEEP_SOFTMAX = jax.checkpoint_policies.save_only_these_names(SOFTMAX)
+
+
+def keep(x: jax.Array) -> jax.Array:
+    """Names ``x`` as the array a rule with ``remat=False`` keeps for reverse mode."""
+    return jax.ad_checkpoint.checkpoint_name(x, SOFTMAX)
+
+
+def custom_rule(
+    value_fn: Callable[..., jax.Array],
+    tangent_fn: Callable[..., jax.Array],
+    stats_fn: Callable[..., Any] | None = None,
+) -> Callable[..., jax.Array]:
+    """A ``jax.custom_jvp`` function from a forward pass and a hand-written tangent.
+
+    Every function takes a static, hashable ``config`` first, then the array
+    arguments (None where an optional array is absent):
+
+    * ``value_fn(config, *arrays)`` is the forward pass;
+    * ``stats_fn(config, *arrays)`` (optional) returns the per-example statistics the
+      tangent reuses, a NamedTuple computed by functions with derivative rules of
+      their own (such as :func:`jaxloss._softmax.row_stats`);
+    * ``tangent_fn(config, *arrays, value, stats, *tangents)`` is the linear map, where
+      a tangent is None when that input is not being differentiated.
+
+    The rule calls the function itself for its value, so derivatives of every order
+    only ever differentiate hand-written tangents, never the forward pass.
+
+    ``config.remat`` chooses what reverse mode keeps. The tangent runs under
+    ``jax.checkpoint``. True (the default): only its inputs (the arrays and the small
+    statistics) are kept and the backward pass recomputes the rest, such as the
+    softmax. False: the one array named ``SOFTMAX`` (with :func:`keep`) is kept
+    too, so the backward pass need not recompute its ``exp``: faster where that
+    recomputation is the bottleneck (``docs/performance.md``).
+    """
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+    def fn(config, *arrays):
+        return value_fn(config, *arrays)
+
+    def rule(config, primals, tangents):
+        value = fn(config, *primals)
+        tangents = tuple(map(nonzero, tangents))
+        if all(t is None for t in tangents):
+            return value, jnp.zeros_like(value)
+        stats = None if stats_fn is None else stats_fn(config, *primals)
+        tangent = functools.partial(tangent_fn, config)
+        policy = None if getattr(config, "remat", True) else KEEP_SOFTMAX
+        tangent = jax.checkpoint(tangent, policy=policy)
+        return value, tangent(*primals, value, stats, *tangents)
+
+    fn.defjvp(rule, symbolic_zeros=True)
+    return fn
+
+
+# --------------------------------------------------------------------------------------
+# Masks.
+
+
 def expand(v: jax.Array | None, axis: int) -> jax.Array | None:
     """A per-example array with the class axis put back (size 1); None stays None."""
     return None if v is None else jnp.expand_dims(v, axis)
 
 
-def mask_rows(x: jax.Array, mask_c: jax.Array | None, fill=0) -> jax.Array:
-    """``x`` with masked examples' rows replaced by ``fill`` (before any unsafe op)."""
-    return x if mask_c is None else jnp.where(mask_c, x, fill)
+def mask_rows(x: jax.Array, mask: jax.Array | None, fill: Any = 0) -> jax.Array:
+    """``x`` with masked entries replaced by ``fill``: before any unsafe operation in a
+    derivative rule, or on a per-example result."""
+    return x if mask is None else jnp.where(mask, x, fill)
 
 
-def clamp_low(x: jax.Array) -> jax.Array:
-    """``x`` with ``-inf`` raised to the most negative finite number, so that
-    ``0 * x`` is 0. A ``maximum`` rather than a select: XLA:CPU fuses it into a
-    reduction, where it would write a select out to memory first."""
-    return jnp.maximum(x, jnp.finfo(x.dtype).min)
+# --------------------------------------------------------------------------------------
+# Select-free pieces for forward passes.
+
+
+def largest(dtype) -> float:
+    return float(jnp.finfo(dtype).max)
+
+
+def times(weight: jax.Array, value: jax.Array) -> jax.Array:
+    """``weight * value`` with ``0 * inf = 0``: a term of weight 0 adds nothing, a term
+    of positive weight keeps an infinite value, in plain arithmetic.
+
+    ``value`` (``>= 0`` or ``+inf``) is capped at the largest float where the weight
+    is 0, and left alone where it is positive:
+    ``min(value, largest * (1 + sign(weight)))``, whose bound overflows to ``inf``
+    exactly when ``weight > 0``.
+    """
+    bound = largest(value.dtype) * (1 + jnp.sign(weight))
+    return weight * jnp.minimum(value, bound)
+
+
+def nan_outside_unit(z: jax.Array) -> jax.Array:
+    """0 where ``0 <= z <= 1``, NaN elsewhere (and for NaN): add it to a term to make
+    an out-of-range probability or label poison that term, in plain arithmetic."""
+    return 0 * jnp.sqrt(jax.lax.stop_gradient(z * (1 - z)))
+
+
+def unit_rows(t: jax.Array, axis: int) -> jax.Array:
+    """Per example (class axis kept): whether every ``t_c`` is in ``[0, 1]`` (False
+    for a NaN). Two plain reductions, much cheaper on XLA:CPU than a per-element
+    test fused into the loss's own pass."""
+    return (jnp.min(t, axis, keepdims=True) >= 0) & (jnp.max(t, axis, keepdims=True) <= 1)
+
+
+def nan_where_not(ok: jax.Array | None, x: jax.Array) -> jax.Array:
+    """``x`` where ``ok``, NaN elsewhere (a per-example select); ``ok`` None: all."""
+    return x if ok is None else jnp.where(ok, x, jnp.nan)
+
+
+def nan_if_negative(w: jax.Array) -> jax.Array:
+    """``w`` where it is finite and ``>= 0``, NaN elsewhere, in plain arithmetic."""
+    return w + 0 * jnp.sqrt(jax.lax.stop_gradient(w))
+
+
+def valid_weights(w: jax.Array | None, upper: float | None = None) -> jax.Array | None:
+    """Weights with every entry that is negative, not finite or above ``upper`` made
+    NaN, so that whatever they touch is NaN (a select: for small arrays)."""
+    if w is None:
+        return None
+    ok = jnp.isfinite(w) & (w >= 0)
+    if upper is not None:
+        ok = ok & (w <= upper)
+    return jnp.where(ok, w, jnp.nan)
+
+
+def xlogx(t: jax.Array) -> jax.Array:
+    """``t log t`` with ``0 log 0 = 0`` (``log`` of values below the smallest normal
+    float read as its log; their product is below 1e-36)."""
+    return t * jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny))
 
 
 def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` with ``log 0`` read as the log of the smallest normal number, so that
     gradients stay finite at zero probabilities (like PyTorch's clamped logs)."""
     return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
-
-
-def custom_rule(forward, tangent, num_static: int):
-    """A ``jax.custom_jvp`` function from a forward pass and a hand-written tangent.
-
-    ``forward(*static, *arrays) -> (value, stats)`` computes the value and the small
-    per-example statistics the rule needs; ``tangent(*static, *arrays, *stats,
-    *tangents) -> d value`` is the linear map, where a tangent is None when that input
-    is not being differentiated (a symbolic zero, or an integer input). The tangent runs
-    under ``jax.checkpoint``, so reverse mode keeps only its inputs (the arrays and the
-    stats) and recomputes everything else in the backward pass; being a ``custom_jvp``,
-    forward mode and higher orders work too (they differentiate ``tangent`` itself).
-    """
-
-    @functools.partial(jax.custom_jvp, nondiff_argnums=tuple(range(num_static)))
-    def fn(*args):
-        return forward(*args)[0]
-
-    def rule(*args):
-        static, primals, tangents = args[:num_static], args[-2], args[-1]
-        tangents = tuple(map(nonzero, tangents))
-        value, stats = forward(*static, *primals)
-        if all(t is None for t in tangents):
-            return value, jnp.zeros_like(value)
-        linear = jax.checkpoint(functools.partial(tangent, *static))
-        return value, linear(*primals, *stats, *tangents)
-
-    fn.defjvp(rule, symbolic_zeros=True)
-    return fn
