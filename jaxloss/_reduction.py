@@ -1,22 +1,87 @@
-"""Weights, masks and reductions: the one implementation every loss calls.
+"""The one shell every loss runs in: kernel, then mask, then weights, then reduction.
 
-The rules (``SEMANTICS.md``):
+The rules (``docs/semantics.md``):
 
 * each example has a weight ``w_i``: 0 where ``where`` is False or the label equals
   ``ignore_index``; otherwise ``class_weights[y_i]`` for integer labels,
   ``sum_c class_weights[c] * t_ic`` (unsmoothed targets) for soft targets, and 1 when
   no class weights are given;
+* ``sample_weight`` ``s_i`` multiplies each loss and its weight;
 * ``"sum"`` adds the per-example losses (masked ones are exactly 0);
-* ``"mean"`` is ``sum_i loss_i / sum_i w_i`` (PyTorch's weighted mean), and 0.0 with
-  zero gradient when every weight is 0.
+* ``"mean"`` is ``sum_i s_i loss_i / sum_i s_i w_i`` (PyTorch's weighted mean), and
+  0.0 with zero gradient when every weight is 0.
+
+A loss is a :class:`Kernel`, a frozen (hashable) dataclass holding its static options,
+and :func:`apply` is the jitted shell that runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from . import _numerics
+from . import _checks, _numerics
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """A loss's static options and its four steps. Subclasses override what differs.
+
+    ``arrays`` is the tuple of the loss's array arguments (None where an optional one
+    is absent); ``mask`` is a boolean per-example (or per-element) array, or None
+    when every example counts.
+    """
+
+    fn: str  # the public function's name, for error messages
+
+    def mask(self, arrays: tuple, where: jax.Array | None) -> jax.Array | None:
+        """Which examples count (``where`` by default)."""
+        return where
+
+    def check(self, arrays: tuple, mask: jax.Array | None) -> None:
+        """Run-time value checks (emitted only under :func:`jaxloss.checked`)."""
+
+    def values(self, arrays: tuple, mask: jax.Array | None) -> jax.Array:
+        """Per-example (or per-element) values, exactly 0 where masked."""
+        raise NotImplementedError
+
+    def weights(self, arrays: tuple, mask: jax.Array | None, dtype) -> jax.Array | None:
+        """``w_i`` per example, or None when every example weighs 1."""
+        return count_weights(mask, dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "reduction", "checks"))
+def apply(
+    kernel: Kernel,
+    arrays: tuple,
+    where: jax.Array | None,
+    sample_weight: jax.Array | None,
+    *,
+    reduction: str,
+    checks: bool,
+) -> jax.Array:
+    """Runs ``kernel``: mask, checks, per-example values, weights, reduction."""
+    mask = kernel.mask(arrays, where)
+    if checks:
+        kernel.check(arrays, mask)
+        if sample_weight is not None:
+            _checks.check_nonnegative_values(kernel.fn, "sample_weight", sample_weight)
+    values = kernel.values(arrays, mask)
+    weights = kernel.weights(arrays, mask, values.dtype)
+    if sample_weight is not None:
+        s = _numerics.mask_rows(sample_weight.astype(values.dtype), mask)
+        s = _numerics.nan_if_negative(s)
+        values = values * s
+        weights = s if weights is None else weights * s
+    return reduce(values, weights, reduction)
+
+
+# --------------------------------------------------------------------------------------
+# Masks and example weights.
 
 
 def example_mask(
@@ -42,42 +107,48 @@ def sparse_example_weights(
     mask: jax.Array | None,
     labels: jax.Array,
     class_weights: jax.Array | None,
-    dtype: jnp.dtype,
+    dtype,
 ) -> jax.Array | None:
-    """``w_i`` for integer labels: ``class_weights[y_i]`` (1 without), 0 if masked."""
+    """``w_i`` for integer labels: ``class_weights[y_i]`` (1 without), 0 if masked; a
+    label outside ``[0, C)`` reads no other class's weight (its loss is NaN)."""
     if class_weights is None:
         return count_weights(mask, dtype)
     num_classes = class_weights.shape[0]
     safe = jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
-    w = jnp.take(class_weights.astype(dtype), safe)
-    return w if mask is None else jnp.where(mask, w, 0)
+    w = jnp.take(_numerics.valid_weights(class_weights.astype(dtype)), safe)
+    return _numerics.mask_rows(w, mask)
 
 
-def _soft_weights_forward(axis, dtype, targets, class_weights, mask):
-    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
-    w = jnp.sum(targets.astype(dtype) * cw, axis)  # a masked row's NaN is dropped below
-    return (w if mask is None else jnp.where(mask, w, 0)), ()
+@dataclasses.dataclass(frozen=True)
+class _SoftWeights:
+    axis: int
+    dtype: Any
 
 
-def _soft_weights_tangent(axis, dtype, targets, class_weights, mask, d_t, d_cw, _d_mask):
-    cw = jnp.expand_dims(class_weights.astype(dtype), range(1, targets.ndim - axis))
+def _soft_weights_value(config, targets, class_weights, mask):
+    t = targets.astype(config.dtype)
+    cw = jnp.expand_dims(class_weights.astype(config.dtype), range(1, targets.ndim - config.axis))
+    w = jnp.sum(t * cw, config.axis)
+    return _numerics.mask_rows(w, mask)  # a masked row's NaN is dropped here
+
+
+def _soft_weights_tangent(config, targets, class_weights, mask, _value, _stats, d_t, d_cw, _dm):
+    mask_c = _numerics.expand(mask, config.axis)
+    t = _numerics.mask_rows(targets.astype(config.dtype), mask_c)
+    cw = jnp.expand_dims(class_weights.astype(config.dtype), range(1, targets.ndim - config.axis))
     out = 0
     if d_t is not None:
-        out = out + jnp.sum(d_t.astype(dtype) * cw, axis)
-    if d_cw is not None:  # masked rows' targets may be NaN: mask them for this one
-        t = targets.astype(dtype)
-        if mask is not None:
-            t = jnp.where(jnp.expand_dims(mask, axis), t, 0)
-        d_cw = jnp.expand_dims(d_cw.astype(dtype), range(1, targets.ndim - axis))
-        out = out + jnp.sum(t * d_cw, axis)
-    out = jnp.broadcast_to(out, targets.shape[:axis] + targets.shape[axis + 1 :])
-    return out if mask is None else jnp.where(mask, out, 0)
+        out = out + jnp.sum(_numerics.mask_rows(d_t.astype(config.dtype), mask_c) * cw, config.axis)
+    if d_cw is not None:
+        d_cw = jnp.expand_dims(d_cw.astype(config.dtype), range(1, targets.ndim - config.axis))
+        out = out + jnp.sum(t * d_cw, config.axis)
+    shape = targets.shape[: config.axis] + targets.shape[config.axis + 1 :]
+    return _numerics.mask_rows(jnp.broadcast_to(out, shape), mask)
 
 
-# Its own derivative rule, so that a masked row's (possibly NaN) targets are never
-# multiplied into a gradient, yet the forward pass needs no masked copy of the targets
-# (XLA:CPU would write that copy out before the reduction).
-_soft_weights = _numerics.custom_rule(_soft_weights_forward, _soft_weights_tangent, 2)
+# Its own rule, so that a masked row's (possibly NaN) targets never enter a gradient,
+# while the forward pass needs no masked copy of the targets.
+_soft_weights = _numerics.custom_rule(_soft_weights_value, _soft_weights_tangent)
 
 
 def soft_example_weights(
@@ -85,13 +156,18 @@ def soft_example_weights(
     targets: jax.Array,
     class_weights: jax.Array | None,
     axis: int,
-    dtype: jnp.dtype,
+    dtype,
 ) -> jax.Array | None:
     """``w_i`` for soft targets: ``sum_c class_weights[c] t_ic`` (1 without), 0 if
     masked. Reverse mode keeps the targets themselves, no ``[..., C]`` copy."""
     if class_weights is None:
         return count_weights(mask, dtype)
-    return _soft_weights(axis, jnp.dtype(dtype), targets, class_weights, mask)
+    cw = _numerics.valid_weights(class_weights)
+    return _soft_weights(_SoftWeights(axis, jnp.dtype(dtype)), targets, cw, mask)
+
+
+# --------------------------------------------------------------------------------------
+# Reductions.
 
 
 def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.Array:

@@ -1,20 +1,56 @@
-"""What the softmax losses and divergences share: the class axis and row statistics.
+"""What the softmax losses and divergences share: the class axis, the row statistics,
+and the residual policy.
 
-Each kernel works on one class axis (a tuple of axes is merged by the public wrapper)
-and computes, per example, the row maximum ``m`` and ``lse_rel = log sum_c exp(x_c - m)``
-with one fused reduction each.
+Per example, every softmax kernel starts from two numbers, the row maximum ``m`` and
+``sum_exp = sum_c exp(x_c - m)``; then ``log p_c = x_c - m - log(sum_exp)``. Half of
+``-log p_c`` is computed as ``(m/2 - x_c/2) + log(sum_exp)/2``, which never overflows
+even when the logits of one row span more than the float range, and which is a sum of
+two non-negative numbers (no cancellation, even for logits of 1e30).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from . import _checks
+from . import _checks, _numerics
 
 Axis = int | Sequence[int] | None
+
+
+# --------------------------------------------------------------------------------------
+# The class axis. Kernels reduce over one class axis; a tuple of axes is merged first.
+
+
+def prepare_logits(logits, axis: Axis, fn: str, name: str = "logits"):
+    """Checks the logits; returns them with their class axes (in the order given)."""
+    logits = _checks.as_array(logits, name, fn)
+    _checks.check_floating(logits, name, fn)
+    _checks.check_rank(logits, name, fn)
+    axes = _checks.canonicalize_axes(axis, tuple(logits.shape), name, fn)
+    _checks.check_num_classes(tuple(logits.shape), axes, name, fn)
+    return logits, axes
+
+
+def batch_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The per-example shape: ``shape`` without the class axes."""
+    return tuple(s for a, s in enumerate(shape) if a not in axes)
+
+
+def merge_class_axes(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, int]:
+    """``(x, axis)`` with one class axis: a tuple of axes is moved to the end and
+    flattened in the order given (optax's convention); one axis stays where it is."""
+    if len(axes) == 1:
+        return x, axes[0]
+    batch = tuple(a for a in range(x.ndim) if a not in axes)
+    x = jnp.transpose(x, batch + axes)
+    num_classes = math.prod(x.shape[len(batch) :])
+    return x.reshape(x.shape[: len(batch)] + (num_classes,)), len(batch)
 
 
 def along_classes(v: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
@@ -22,44 +58,133 @@ def along_classes(v: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
     return jnp.expand_dims(v.astype(dtype), tuple(range(1, ndim - axis)))
 
 
-def row_max(logits: jax.Array, axis: int, dtype) -> jax.Array:
-    """The row maximum (kept dims) in ``dtype``, 0 for a row without a finite maximum;
-    constant under differentiation (every formula below is invariant to the shift).
+# --------------------------------------------------------------------------------------
+# Row statistics.
 
-    Taken in the logits' own dtype (exact: the conversion is monotone), because
-    XLA:CPU does not fuse a conversion into a max reduction and would write a
-    converted copy of the logits out first.
+
+class RowStats(NamedTuple):
+    """Per-example statistics, with the class axis kept (size 1).
+
+    ``row_max`` is the maximum logit (0 where there is no finite maximum); it is a
+    constant under differentiation, since every formula is invariant to the shift.
+    ``sum_exp`` is ``sum_c exp(x_c - row_max)``, in ``[1, C]`` for a valid row.
+    Masked examples hold ``(0, 1)``.
     """
+
+    row_max: jax.Array
+    sum_exp: jax.Array
+
+    @property
+    def lse_rel(self) -> jax.Array:
+        """``log sum_c exp(x_c - row_max)``, in ``[0, log C]``."""
+        return jnp.log(self.sum_exp)
+
+    @property
+    def lse(self) -> jax.Array:
+        """``log sum_c exp(x_c)``."""
+        return self.row_max + self.lse_rel
+
+
+def row_max(logits: jax.Array, axis: int, dtype) -> jax.Array:
+    """The row maximum in ``dtype`` (kept dims), 0 where it is not finite. Taken in
+    the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone."""
     m = jnp.max(logits, axis, keepdims=True).astype(dtype)
     return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
 
 
-def log_sum_exp_rel(x: jax.Array, m: jax.Array, axis: int) -> jax.Array:
-    """``log sum_c exp(x_c - m)`` (kept dims)."""
-    return jnp.log(jnp.sum(jnp.exp(x - m), axis, keepdims=True))
+def forward_row_stats(axis, logits, mask):
+    """:class:`RowStats` without a derivative rule, for forward passes (which custom
+    rules never differentiate)."""
+    dtype = _numerics.compute_dtype(logits)
+    m = row_max(logits, axis, dtype)
+    s = jnp.sum(jnp.exp(logits.astype(dtype) - m), axis, keepdims=True)
+    mask_c = _numerics.expand(mask, axis)
+    return RowStats(_numerics.mask_rows(m, mask_c), _numerics.mask_rows(s, mask_c, 1))
 
 
-def barrier(m):
-    """A copy of ``m`` (an array or a tuple of them) that XLA cannot identify with
-    ``m``: a second reduction over ``x - barrier(m)`` then does not share (and write
-    out) ``x - m`` with the first; a reduction over ``barrier(x).astype(f32)`` gets a
-    conversion of its own."""
-    return jax.lax.optimization_barrier(m)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def row_stats(axis: int, logits: jax.Array, mask: jax.Array | None) -> RowStats:
+    """:class:`RowStats` of ``logits`` along ``axis``, masked rows ``(0, 1)``.
+
+    Its own derivative rule (``d sum_exp = sum_c exp(x_c - m) dx_c``) reads sanitized
+    logits, so that higher-order derivatives of the losses built on it stay finite for
+    masked rows holding NaN or inf.
+    """
+    return forward_row_stats(axis, logits, mask)
 
 
-def sparse_labels(labels, num_classes, axis):
-    """``(labels_ok, safe_labels)`` with the class axis kept: a label outside
-    ``[0, C)`` is not ok and reads class 0 (its result is replaced by NaN)."""
+def _row_stats_tangent(axis, logits, mask, stats, d_logits):
+    x = sanitized_logits(logits, mask, axis)
+    d = _numerics.mask_rows(d_logits.astype(x.dtype), _numerics.expand(mask, axis))
+    return jnp.sum(jnp.exp(x - stats.row_max) * d, axis, keepdims=True)
+
+
+@row_stats.defjvp
+def _row_stats_jvp(axis, primals, tangents):
+    logits, mask = primals
+    stats = row_stats(axis, logits, mask)
+    d_logits = _numerics.nonzero(tangents[0])
+    if d_logits is None:
+        return stats, RowStats(*map(jnp.zeros_like, stats))
+    d_sum = jax.checkpoint(functools.partial(_row_stats_tangent, axis))(
+        logits, mask, stats, d_logits
+    )
+    return stats, RowStats(jnp.zeros_like(stats.row_max), d_sum)
+
+
+def sanitized_logits(logits: jax.Array, mask: jax.Array | None, axis: int) -> jax.Array:
+    """The logits in the compute dtype, masked rows replaced by 0 (for rules)."""
+    x = logits.astype(_numerics.compute_dtype(logits))
+    return _numerics.mask_rows(x, _numerics.expand(mask, axis))
+
+
+def softmax(x: jax.Array, stats: RowStats) -> jax.Array:
+    """``p_c = exp(x_c - m) / sum_exp``: the same ``exp(x_c - m)`` as the forward
+    pass's, so that XLA computes it once when the softmax is kept."""
+    return _numerics.keep(jnp.exp(x - stats.row_max) / stats.sum_exp)
+
+
+def half_nll(x: jax.Array, stats: RowStats) -> jax.Array:
+    """``-log(p_c) / 2 = (m/2 - x_c/2) + log(sum_exp)/2``: never overflows, ``+inf``
+    only at a ``-inf`` logit. Halving is exact, so ``2 * half_nll`` is ``-log p``
+    wherever that is representable."""
+    return (stats.row_max / 2 - x / 2) + stats.lse_rel / 2
+
+
+# --------------------------------------------------------------------------------------
+# Integer labels.
+
+
+def labels_ok(labels: jax.Array, num_classes: int, axis: int) -> jax.Array:
+    """Whether each label is in ``[0, C)`` (class axis kept)."""
     labels = jnp.expand_dims(labels, axis)
-    ok = (labels >= 0) & (labels < num_classes)
-    return ok, jnp.where(ok, labels, 0)
+    return (labels >= 0) & (labels < num_classes)
 
 
-def label_weight(class_weights, safe_labels, dtype):
-    """``w_{y_i}`` per example (1 without class weights)."""
+def safe_labels(labels: jax.Array, num_classes: int, axis: int) -> jax.Array:
+    """Labels with the class axis kept; one outside ``[0, C)`` reads class 0 (its
+    result is replaced by NaN), never another class."""
+    labels = jnp.expand_dims(labels, axis)
+    return jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
+
+
+def take_label(x: jax.Array, labels: jax.Array, axis: int) -> jax.Array:
+    """``x_{y}`` per example (class axis kept), for in-range labels."""
+    return jnp.take_along_axis(x, safe_labels(labels, x.shape[axis], axis), axis)
+
+
+def one_hot(labels: jax.Array, shape, axis: int, dtype) -> jax.Array:
+    """``[c == y]`` broadcast to ``shape`` (for derivative rules)."""
+    classes = jax.lax.broadcasted_iota(labels.dtype, shape, axis)
+    return (classes == jnp.expand_dims(labels, axis)).astype(dtype)
+
+
+def label_weight(class_weights, labels, axis, dtype):
+    """``w_{y_i}`` per example (class axis kept); 1 without class weights."""
     if class_weights is None:
-        return jnp.ones(safe_labels.shape, dtype)
-    return jnp.take(class_weights.astype(dtype), safe_labels)
+        return jnp.ones((), dtype)
+    safe = safe_labels(labels, class_weights.shape[0], axis)
+    return jnp.take(class_weights.astype(dtype), safe)
 
 
 def check_labels(fn, labels, mask, num_classes, ignore_index):
@@ -67,51 +192,29 @@ def check_labels(fn, labels, mask, num_classes, ignore_index):
     bad = (labels < 0) | (labels >= num_classes)
     if mask is not None:
         bad = bad & mask
-    if not bad.size:
-        return
-    first = jnp.argmax(bad.ravel())
-    _checks.check(
-        ~jnp.any(bad),
-        f"{fn}: label {{label}} (at flat index {{index}}) is outside "
-        f"[0, {num_classes}) and is not ignore_index={ignore_index}",
-        label=labels.ravel()[first],
-        index=first,
+    _checks.check_values(
+        fn,
+        "label",
+        labels,
+        bad,
+        f"is outside [0, {num_classes}) and is not ignore_index={ignore_index}",
     )
 
 
-def flatten_class_axes(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    """Moves the class axes to the end and merges them into one."""
-    batch = tuple(a for a in range(x.ndim) if a not in axes)
-    if axes != tuple(range(x.ndim - len(axes), x.ndim)):
-        x = jnp.transpose(x, batch + axes)
-    return x.reshape(tuple(x.shape[: len(batch)]) + (-1,))
+# --------------------------------------------------------------------------------------
+# What reverse mode keeps.
+
+# On XLA:CPU, recomputing the softmax in the backward pass costs a second exp per
+# element, which dominates at shapes up to ~16M logits; beyond that, writing and
+# reading a kept softmax costs more than the exp (docs/performance.md, the grid).
+KEEP_SOFTMAX_MAX_ELEMENTS = 2**24
 
 
-def prepare_logits(logits, axis: Axis, fn: str, name: str = "logits"):
-    """Checks the logits and returns them with their sorted class axes."""
-    logits = _checks.as_array(logits, name, fn)
-    _checks.check_floating(logits, name, fn)
-    _checks.check_rank(logits, name, fn)
-    return logits, _checks.canonicalize_axes(axis, logits.ndim, name, fn)
-
-
-def single_axis(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, int]:
-    """``(x, axis)`` with one class axis, merging a tuple of axes."""
-    if len(axes) == 1:
-        return x, axes[0]
-    return flatten_class_axes(x, axes), x.ndim - len(axes)
-
-
-def batch_shape(x: jax.Array, axis: int) -> tuple[int, ...]:
-    return tuple(x.shape[:axis] + x.shape[axis + 1 :])
-
-
-def check_same_shape(fn: str, logits, other, name: str, hint: str = ""):
-    """``other`` as an array of the logits' shape, or a ValueError naming both."""
-    other = _checks.as_array(other, name, fn)
-    if other.shape != logits.shape:
-        raise ValueError(
-            f"{fn}: {name} has shape {tuple(other.shape)} but logits have shape "
-            f"{tuple(logits.shape)}; {name} needs the logits' shape{hint}"
-        )
-    return other
+def keep_softmax(residuals: str, num_elements: int) -> bool:
+    """Whether reverse mode keeps the softmax (``residuals="softmax"``) or only the
+    inputs and two numbers per example (``"lse"``). ``"auto"`` keeps it on CPU for
+    logits of at most ``KEEP_SOFTMAX_MAX_ELEMENTS`` elements, where that is measured
+    to be faster, and recomputes it everywhere else."""
+    if residuals == "auto":
+        return jax.default_backend() == "cpu" and num_elements <= KEEP_SOFTMAX_MAX_ELEMENTS
+    return residuals == "softmax"
