@@ -1,26 +1,24 @@
 """Softmax cross-entropy: soft targets, integer labels, and the optax drop-in names.
 
-One kernel serves both target kinds. Per example (class axis ``c``), with the smoothed,
-class-weighted target mass ``s_c = cw_c * t~_c`` and ``S = sum_c s_c``:
+One kernel serves both target kinds. Per example (class axis ``c``), with the smoothed
+targets ``t~_c = (1 - eps) t_c + eps / C`` and class weights ``w_c``, ``s_c = w_c t~_c``:
 
-    loss = -sum_c s_c log p_c + z * lse**2 = S * lse - sum_c s_c x_c + z * lse**2
+    loss = sum_c s_c (-log p_c) + z lse**2
 
-computed relative to the row maximum ``m`` (``x_c - m`` is exact near the top, so huge
-logits keep their precision). Its derivative rule is a ``custom_jvp``:
+    d loss = sum_c ((S + 2 z lse) p_c - s_c) dx_c         (logits; S = sum_c s_c)
+           + sum_c (1 - eps) w_c (-log p_c) dt_c          (soft targets)
+           + sum_c t~_c (-log p_c) dw_c                   (class weights)
 
-    d loss = sum_c ((S + 2 z lse) p_c - s_c) dx_c          (logits)
-           + sum_c (1 - eps) cw_c (lse - x_c) dt_c          (soft targets)
-           + sum_c t~_c (lse - x_c) dcw_c                   (class weights)
-
-The tangent is computed inside ``jax.checkpoint``, so reverse mode saves only the
-inputs and two numbers per example (``m`` and ``log sum exp(x - m)``) and recomputes
-the softmax from them; a ``custom_jvp`` (unlike a ``custom_vjp``) keeps forward mode,
-``jax.hessian`` and every higher-order combination working.
+The forward pass takes three passes over the logits, as optax's does: the row maximum
+``m``, ``sum_exp = sum_c exp(x_c - m)``, and the weighted sum of ``-log p_c / 2`` (for
+integer labels, a gather of the label's logit instead). The derivative rule
+recomputes the softmax from ``m`` and ``sum_exp`` in the backward pass, or keeps it
+(``residuals``, see :func:`jaxloss._softmax.keep_softmax`).
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -30,349 +28,228 @@ from . import _checks, _numerics, _reduction, _softmax
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
-# The kernel: per-example loss with a hand-derived derivative rule.
-#
-# Static arguments: axis (a non-negative int), sparse (integer labels or soft targets),
-# smoothing (eps) and z_loss. Array arguments: logits, targets (int labels or a
-# distribution), class_weights (or None) and mask (bool per example, or None).
+# The kernel. Arrays: logits, targets (integer labels or distributions), class_weights
+# (or None), mask (per example, or None).
 
 
-def _total_weight(class_weights, num_classes, dtype):
-    """``sum_c w_c``."""
+@dataclasses.dataclass(frozen=True)
+class CrossEntropy(_reduction.Kernel):
+    axis: int
+    sparse: bool
+    smoothing: float = 0.0
+    z_loss: float = 0.0
+    ignore_index: int | None = None
+    remat: bool = True
+
+    def mask(self, arrays, where):
+        labels = arrays[1] if self.sparse else None
+        return _reduction.example_mask(where, labels, self.ignore_index)
+
+    def check(self, arrays, mask):
+        logits, targets, class_weights = arrays
+        if self.sparse:
+            num_classes = logits.shape[self.axis]
+            _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
+        else:
+            rows = None if mask is None else jnp.broadcast_to(
+                _numerics.expand(mask, self.axis), targets.shape
+            )
+            _checks.check_in_unit_interval(self.fn, "target", targets, rows)
+        if class_weights is not None:
+            _checks.check_nonnegative_values(self.fn, "class weight", class_weights)
+
+    def values(self, arrays, mask):
+        return _cross_entropy(self, *arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        _, targets, class_weights = arrays
+        if self.sparse:
+            return _reduction.sparse_example_weights(mask, targets, class_weights, dtype)
+        return _reduction.soft_example_weights(mask, targets, class_weights, self.axis, dtype)
+
+
+def _class_weights(k, class_weights, ndim, dtype):
+    """``w_c`` shaped along the class axis, NaN where invalid; None without."""
     if class_weights is None:
-        return jnp.asarray(num_classes, dtype)
-    return jnp.sum(class_weights.astype(dtype))
+        return None
+    w = _numerics.valid_weights(class_weights.astype(dtype))
+    return _softmax.along_classes(w, k.axis, ndim, dtype)
 
 
-def _weighted_targets(axis, sparse, smoothing, x, targets, class_weights):
-    """``t~`` (smoothed targets) and ``s = w * t~``, elementwise, broadcast to ``x``."""
-    dtype = x.dtype
-    num_classes = x.shape[axis]
-    if sparse:
-        _, safe = _softmax.sparse_labels(targets, num_classes, axis)
-        classes = jax.lax.broadcasted_iota(safe.dtype, x.shape, axis)
-        t = (classes == safe).astype(dtype)
+def _value(k, logits, targets, class_weights, mask):
+    dtype = _numerics.compute_dtype(logits)
+    num_classes = logits.shape[k.axis]
+    stats = _softmax.forward_row_stats(k.axis, logits, None)  # masked rows: dropped below
+    x = logits.astype(dtype)
+    w = _class_weights(k, class_weights, x.ndim, dtype)
+    b = k.smoothing / num_classes
+    if k.sparse:
+        # (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c)
+        w_y = _softmax.label_weight(class_weights, targets, k.axis, dtype)
+        if class_weights is not None:
+            w_y = _numerics.valid_weights(w_y)
+        h_y = _softmax.half_nll(_softmax.take_label(logits, targets, k.axis).astype(dtype), stats)
+        half = _numerics.times((1 - k.smoothing) * w_y, h_y)
+        if k.smoothing:
+            bw = b if w is None else b * w
+            half = half + jnp.sum(_numerics.times(bw, _softmax.half_nll(x, stats)), k.axis, keepdims=True)
+        loss = 2 * half
+        loss = jnp.where(_softmax.labels_ok(targets, num_classes, k.axis), loss, jnp.nan)
     else:
         t = targets.astype(dtype)
-    if smoothing:
-        t = (1 - smoothing) * t + smoothing / num_classes
-    if class_weights is None:
-        return t, t
-    return t, _softmax.along_classes(class_weights, axis, x.ndim, dtype) * t
+        s = (1 - k.smoothing) * t + b if k.smoothing else t
+        if w is not None:
+            s = w * s
+        terms = _numerics.times(s, _softmax.half_nll(x, stats))
+        loss = _numerics.nan_where_not(
+            _numerics.unit_rows(targets, k.axis), 2 * jnp.sum(terms, k.axis, keepdims=True)
+        )
+    if k.z_loss:
+        loss = loss + k.z_loss * stats.lse**2
+    loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))
+    return jnp.squeeze(loss, k.axis)
 
 
-def _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions):
-    """``s = w * t~`` (soft targets) from a copy of the inputs of its own, and the
-    barrier'd ``companions`` (distinct companions keep XLA from merging two copies).
-
-    On XLA:CPU a conversion or broadcast shared by two reductions is written out in
-    full before them; one copy per reduction keeps each a single pass.
-    """
-    num_classes = targets.shape[axis]
-    coefs = jnp.array([1 - smoothing, smoothing / num_classes], dtype)
-    t, cw, coefs, *companions = _softmax.barrier((targets, class_weights, coefs, *companions))
-    s = t.astype(dtype)
-    if smoothing:
-        s = coefs[0] * s + coefs[1]
-    if cw is not None:
-        s = _softmax.along_classes(cw, axis, targets.ndim, dtype) * s
-    return s, companions
-
-
-def _forward(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
-    """Per-example loss and the statistics ``(shift, lse_rel, mass)`` the rule needs.
-
-    The fast path shifts the logits by the target logit instead of the row maximum,
-    which saves the pass over the logits that finds the maximum. It is exact unless
-    ``exp(x - shift)`` overflows (some logit above the target logit by more than ~88
-    in float32) or a ``0 * (-inf)`` appears; then, rarely, the robust path runs.
-    """
-    args = (axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask)
-    loss, stats, ok = _forward_fast(*args)
-    return jax.lax.cond(ok, lambda: (loss, stats), lambda: _forward_robust(*args))
-
-
-def _forward_fast(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
-    """One reduction pass: ``shift`` is the target logit (or the targets' mean logit),
-    ``loss = S * log sum_c exp(x_c - shift) - sum_c s_c (x_c - shift)``."""
-    dtype = _numerics.compute_dtype(logits)
-    num_classes = logits.shape[axis]
-    mask_c = _numerics.expand(mask, axis)
-    x = logits.astype(dtype)
-    labels_ok = None
-    if sparse:
-        labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
-        w_y = _softmax.label_weight(class_weights, safe, dtype)
-        # gathered from a barrier'd copy, so that XLA does not share (and write out)
-        # the logits' conversion to the compute dtype between the gather and the sum
-        x_y = jnp.take_along_axis(_softmax.barrier(logits), safe, axis)
-        x_y = _numerics.mask_rows(x_y.astype(dtype), mask_c)
-        shift = jax.lax.stop_gradient(x_y)
-        mass = (1 - smoothing) * w_y
-        # (1 - eps) w_y (x_y - shift) is 0, but its derivative is not: every formula
-        # must stay invariant to the (constant) shift for higher derivatives
-        target_logit = mass * (x_y - shift)
-        if smoothing:
-            b = smoothing / num_classes
-            mass = mass + b * _total_weight(class_weights, num_classes, dtype)
-            # its own copy of the logits: a conversion shared with the log-sum-exp
-            # below would be written out (16-bit inputs)
-            xb, sb = _softmax.barrier((logits, shift))
-            xs = xb.astype(dtype) - sb
-            if class_weights is not None:
-                xs = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * xs
-            target_logit = target_logit + b * jnp.sum(xs, axis, keepdims=True)  # -inf: +inf
-    else:
-        # Each reduction converts its own (barrier'd) copy of the inputs: a conversion
-        # shared by two reductions would be written out in full.
-        # (XLA drops constant operands of a barrier, so each copy is told apart by a
-        # result computed before it)
-        def weighted(*companions):
-            return _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions)[0]
-
-        mass = jnp.sum(weighted(), axis, keepdims=True)
-        total = jnp.sum(weighted(mass) * _numerics.clamp_low(x), axis, keepdims=True)
-        shift = jax.lax.stop_gradient(jnp.where(mass > 0, total / jnp.where(mass > 0, mass, 1), 0))
-        target_logit = total - mass * shift  # ~0: what rounding left of the shift
-        if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
-            t = weighted(total)
-            target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
-        x = _softmax.barrier(logits).astype(dtype)
-    lse_rel = _softmax.log_sum_exp_rel(x, shift, axis)
-    loss = mass * lse_rel - target_logit
-    ok = jnp.isfinite(lse_rel) & ~jnp.isnan(loss)
-    if mask_c is not None:
-        ok = ok | ~mask_c
-    if z_loss:
-        loss = loss + z_loss * (lse_rel + shift) ** 2
-    loss = _finish(loss, labels_ok, mask_c)
-    stats = _masked_stats((shift, lse_rel, mass), mask_c)
-    return jnp.squeeze(loss, axis), stats, jnp.all(ok)
-
-
-def _forward_robust(axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask):
-    """Shifts by the row maximum: every term is exact, ``0 * (-inf)`` is 0, and target
-    mass on a ``-inf`` logit gives ``+inf``.
-
-    Each ``[..., C]`` quantity is a single reduction that converts its own copy of the
-    inputs, so XLA fuses each into one pass and never writes out a converted copy of
-    the logits or targets (which would cost memory even while this branch is not
-    taken). The copies are told apart by barriers over different companions, since
-    XLA merges identical barriers.
-    """
-    dtype = _numerics.compute_dtype(logits)
-    num_classes = logits.shape[axis]
-    mask_c = _numerics.expand(mask, axis)
-
-    def own_copies(*arrays):
-        # the last array only makes this barrier distinct from the others
-        return tuple(a.astype(dtype) for a in _softmax.barrier(arrays)[:-1])
-
-    row_max = _softmax.row_max(logits, axis, dtype)
-    (x,) = own_copies(logits, row_max)
-    lse_rel = _softmax.log_sum_exp_rel(x, row_max, axis)
-    labels_ok = infinite = None
-    if sparse:
-        # -sum_c s_c log p_c with s = w_y (1-eps) onehot(y) + w eps / C
-        labels_ok, safe = _softmax.sparse_labels(targets, num_classes, axis)
-        w_y = _softmax.label_weight(class_weights, safe, dtype)
-        x_y = jnp.take_along_axis(logits, safe, axis).astype(dtype)
-        if mask_c is not None:
-            x_y = jnp.where(mask_c, x_y, 0)
-        a = (1 - smoothing) * w_y
-        mass = a
-        target_logit = jnp.where(a == 0, 0, a * (x_y - row_max))  # 0 * (-inf) is 0
-        if smoothing:
-            b = smoothing / num_classes
-            mass = mass + b * _total_weight(class_weights, num_classes, dtype)
-            w = jnp.ones((), dtype)
-            if class_weights is not None:
-                w = _softmax.along_classes(class_weights, axis, logits.ndim, dtype)
-            x, shift = own_copies(logits, row_max, lse_rel)
-            smooth_logit = jnp.sum(w * _numerics.clamp_low(x - shift), axis, keepdims=True)
-            (x,) = own_copies(logits, mass)
-            infinite = _mass_on_neg_inf(w, x, axis)
-            target_logit = target_logit + b * smooth_logit
-    else:
-
-        def weighted(*companions):
-            return _own_weighted(axis, smoothing, targets, class_weights, dtype, *companions)
-
-        s, _ = weighted(row_max)
-        mass = jnp.sum(s, axis, keepdims=True)
-        s, (x, shift, _) = weighted(logits, row_max, lse_rel)
-        x = _numerics.clamp_low(x.astype(dtype) - shift)
-        target_logit = jnp.sum(s * x, axis, keepdims=True)
-        s, (x, _) = weighted(logits, mass)
-        infinite = _mass_on_neg_inf(s, x.astype(dtype), axis)
-        if kl:  # KL(t || p) = CE(t, p) + sum_c t_c log t_c, 0 log 0 = 0 (here s = t)
-            t, _ = weighted(target_logit)
-            target_logit = target_logit - jnp.sum(t * _numerics.safe_log(t), axis, keepdims=True)
-    loss = mass * lse_rel - target_logit
-    if infinite is not None:
-        loss = jnp.where(infinite, jnp.inf, loss)
-    if z_loss:
-        loss = loss + z_loss * (lse_rel + row_max) ** 2
-    loss = _finish(loss, labels_ok, mask_c)
-    return jnp.squeeze(loss, axis), _masked_stats((row_max, lse_rel, mass), mask_c)
-
-
-def _masked_stats(stats, mask_c):
-    """The statistics with masked examples' set to 0 (they may be NaN there)."""
-    return tuple(_numerics.mask_rows(v, mask_c) for v in stats)
-
-
-def _mass_on_neg_inf(s, x, axis):
-    """Whether some ``s_c > 0`` sits on a class with a ``-inf`` logit (the loss is then
-    ``+inf``): the minimum over ``{c: s_c > 0}`` of ``x_c`` is ``-inf``.
-
-    Written without compares or selects, which XLA:CPU would write out in full before
-    the reduction: the bound is ``-inf`` where ``s_c > 0`` and ``+inf`` where
-    ``s_c = 0``.
-    """
-    has_mass = jnp.sign(s)
-    bound = jnp.log(1 - has_mass) - jnp.log(has_mass)
-    return jnp.min(jnp.maximum(x, bound), axis, keepdims=True) == -jnp.inf
-
-
-def _finish(value, labels_ok, mask_c):
-    """NaN for an out-of-range label (never a wrap-around), exact 0 where masked."""
-    if labels_ok is not None:
-        value = jnp.where(labels_ok, value, jnp.nan)
-    if mask_c is not None:
-        value = jnp.where(mask_c, value, 0)
-    return value
+def _stats(k, logits, targets, class_weights, mask):
+    return _softmax.row_stats(k.axis, logits, mask)
 
 
 def _tangent(
-    axis,
-    sparse,
-    smoothing,
-    z_loss,
-    kl,
-    logits,
-    targets,
-    class_weights,
-    mask,
-    row_max,
-    lse_rel,
-    mass,
-    d_logits,
-    d_targets,
-    d_class_weights,
-    _d_mask,
+    k, logits, targets, class_weights, mask, _value, stats, d_logits, d_targets, d_cw, _dm
 ):
-    """The linear map (d_logits, d_targets, d_class_weights) -> d loss.
-
-    Its residuals are its array inputs, never the ``[..., C]`` softmax, which the
-    backward pass recomputes from ``row_max`` and ``lse_rel``. In reverse mode it
-    becomes one elementwise pass that writes the gradient.
-    """
+    """The linear map (d_logits, d_targets, d_class_weights) -> d loss. In reverse mode
+    it becomes one elementwise pass that writes the gradient."""
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    xm = x - row_max
-    t, s = _weighted_targets(axis, sparse, smoothing, x, targets, class_weights)
-    labels_ok = _softmax.sparse_labels(targets, x.shape[axis], axis)[0] if sparse else None
+    mask_c = _numerics.expand(mask, k.axis)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    num_classes = x.shape[k.axis]
+    w = _class_weights(k, class_weights, x.ndim, dtype)
+    b = k.smoothing / num_classes
+    ok = None
+    if k.sparse:
+        ok = _softmax.labels_ok(targets, num_classes, k.axis)
+        if mask_c is not None:  # a masked row's label may be anything
+            ok = ok | ~mask_c
+        t = _softmax.one_hot(targets, x.shape, k.axis, dtype)
+    else:
+        t = _numerics.mask_rows(targets.astype(dtype), mask_c)
+        ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
+        if mask_c is not None:
+            ok = ok | ~mask_c
+    t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+    s = t_smooth if w is None else w * t_smooth
     out = 0
     if d_logits is not None:
-        coef = mass
-        if z_loss:
-            coef = coef + 2 * z_loss * (lse_rel + row_max)
-        if labels_ok is not None:  # NaN gradient for a bad label, also in reverse mode
-            coef = jnp.where(labels_ok, coef, jnp.nan)
-        dx = d_logits.astype(dtype)
-        if mask_c is not None:
-            dx = jnp.where(mask_c, dx, 0)
-        out = out + jnp.sum((coef * jnp.exp(xm - lse_rel) - s) * dx, axis, keepdims=True)
-    if d_targets is not None or d_class_weights is not None:
-        # -log p_c (+ log t_c + 1 for KL), taken as 0 for a class masked by a -inf logit
-        nlp = lse_rel - xm
-        if kl:
-            nlp = nlp + _numerics.safe_log(t) + 1
-        nlp = jnp.where(x > -jnp.inf, nlp, 0)
-        if d_targets is not None:
-            dt = (1 - smoothing) * d_targets.astype(dtype)
-            if mask_c is not None:
-                dt = jnp.where(mask_c, dt, 0)
+        if k.sparse:  # S = (1 - eps) w_y + (eps / C) sum_c w_c
+            w_y = _softmax.label_weight(class_weights, targets, k.axis, dtype)
             if class_weights is not None:
-                dt = _softmax.along_classes(class_weights, axis, x.ndim, dtype) * dt
-            out = out + jnp.sum(nlp * dt, axis, keepdims=True)
-        if d_class_weights is not None:
-            dcw = _softmax.along_classes(d_class_weights, axis, x.ndim, dtype)
-            t = _numerics.mask_rows(t, mask_c)  # a masked row's targets may be NaN
-            out = out + jnp.sum(dcw * t * nlp, axis, keepdims=True)
-    out = _finish(jnp.broadcast_to(out, lse_rel.shape), labels_ok, mask_c)
-    return jnp.squeeze(out, axis)
+                w_y = _numerics.valid_weights(w_y)
+            coef = (1 - k.smoothing) * w_y + (k.smoothing if w is None else b * jnp.sum(w))
+        else:
+            coef = jnp.sum(s, k.axis, keepdims=True)
+        if k.z_loss:
+            coef = coef + 2 * k.z_loss * stats.lse
+        coef = _numerics.nan_where_not(ok, coef)  # a NaN gradient for bad labels or targets
+        g = coef * _softmax.softmax(x, stats) - s
+        dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
+        out = out + jnp.sum(g * dx, k.axis, keepdims=True)
+    if d_targets is not None or d_cw is not None:
+        # -log p_c, taken as 0 for a class masked by a -inf logit
+        nlp = jnp.where(x > -jnp.inf, 2 * _softmax.half_nll(x, stats), 0)
+        if d_targets is not None:
+            dt = (1 - k.smoothing) * _numerics.mask_rows(d_targets.astype(dtype), mask_c)
+            dt = _numerics.nan_where_not(ok, dt)
+            if w is not None:
+                dt = w * dt
+            out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
+        if d_cw is not None:
+            dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
+            out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
+    out = jnp.broadcast_to(out, stats.sum_exp.shape)
+    if ok is not None:
+        out = jnp.where(ok, out, jnp.nan)
+    return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
-# d loss = sum_c ((S + 2 z lse) p_c - s_c) dx_c + sum_c (1 - eps) w_c (lse - x_c) dt_c
-#        + sum_c t~_c (lse - x_c) dw_c     (+ (log t_c + 1) dt_c for KL)
-_softmax_xent = _numerics.custom_rule(_forward, _tangent, num_static=5)
-
-
-# --------------------------------------------------------------------------------------
-# The jitted implementation behind both public functions (options are static).
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "fn",
-        "axis",
-        "sparse",
-        "ignore_index",
-        "smoothing",
-        "z_loss",
-        "kl",
-        "reduction",
-        "checks",
-    ),
-)
-def _cross_entropy(
-    logits,
-    targets,
-    where,
-    class_weights,
-    *,
-    fn,
-    axis,
-    sparse,
-    ignore_index,
-    smoothing,
-    z_loss,
-    reduction,
-    checks,
-    kl=False,
-):
-    dtype = _numerics.compute_dtype(logits)
-    if sparse:
-        mask = _reduction.example_mask(where, targets, ignore_index)
-        if checks:
-            _softmax.check_labels(fn, targets, mask, logits.shape[axis], ignore_index)
-        weights = _reduction.sparse_example_weights(mask, targets, class_weights, dtype)
-    else:
-        mask = _reduction.example_mask(where)
-        weights = _reduction.soft_example_weights(mask, targets, class_weights, axis, dtype)
-    losses = _softmax_xent(
-        axis, sparse, smoothing, z_loss, kl, logits, targets, class_weights, mask
-    )
-    return _reduction.reduce(losses, weights, reduction)
-
-
-def _common_options(fn, logits, axis, where, class_weights, smoothing, z_loss, red):
-    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-    return dict(
-        where=_checks.check_where(where, batch_shape, fn),
-        class_weights=_checks.check_class_weights(class_weights, logits.shape[axis], fn),
-        smoothing=_checks.check_fraction(smoothing, "label_smoothing", fn),
-        z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
-        reduction=_checks.check_reduction(red, fn),
-    )
+_cross_entropy = _numerics.custom_rule(_value, _tangent, _stats)
 
 
 # --------------------------------------------------------------------------------------
 # Public functions.
+
+
+def _run(
+    fn,
+    logits,
+    targets,
+    axes,
+    *,
+    sparse,
+    where,
+    sample_weight,
+    ignore_index,
+    class_weights,
+    label_smoothing,
+    z_loss,
+    reduction,
+    residuals,
+):
+    """Checks the options, merges the class axes and runs the kernel."""
+    if len(axes) > 1 and not sparse:
+        targets, _ = _softmax.merge_class_axes(targets, axes)
+    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
+    logits, axis = _softmax.merge_class_axes(logits, axes)
+    kernel = CrossEntropy(
+        fn=fn,
+        axis=axis,
+        sparse=sparse,
+        smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
+        z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
+        ignore_index=_checks.check_ignore_index(ignore_index, fn),
+        remat=not _softmax.keep_softmax(_checks.check_residuals(residuals, fn), logits.size),
+    )
+    class_weights = _checks.check_class_weights(class_weights, logits.shape[axis], fn)
+    return _reduction.apply(
+        kernel,
+        (logits, targets, class_weights),
+        _checks.check_where(where, per_example, fn),
+        _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
+        reduction=_checks.check_reduction(reduction, fn),
+        checks=_checks.checks_enabled(),
+    )
+
+
+def _categorical(fn, logits, targets, axis, **options):
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
+    targets = _checks.check_same_shape(
+        fn,
+        logits,
+        targets,
+        "targets",
+        " (soft targets; for integer labels use sparse_categorical_cross_entropy)",
+    )
+    _checks.check_real(targets, "targets", fn)
+    return _run(fn, logits, targets, axes, sparse=False, ignore_index=None, **options)
+
+
+def _sparse(fn, logits, labels, axis, **options):
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
+    labels = _checks.as_array(labels, "labels", fn)
+    _checks.check_integer(
+        labels,
+        "labels",
+        fn,
+        " (integer class indices; for probability targets use categorical_cross_entropy)",
+    )
+    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
+    if labels.shape != per_example:
+        raise ValueError(
+            f"{fn}: labels has shape {tuple(labels.shape)} but logits "
+            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {per_example}"
+        )
+    if labels.dtype.itemsize < 4:  # an int8 iota would overflow past 127 classes
+        labels = labels.astype(jnp.int32)
+    return _run(fn, logits, labels, axes, sparse=True, **options)
 
 
 def categorical_cross_entropy(
@@ -381,10 +258,12 @@ def categorical_cross_entropy(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     class_weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     reduction: str = "none",
+    residuals: str = "auto",
 ) -> jax.Array:
     r"""Softmax cross-entropy against soft (or one-hot) target distributions.
 
@@ -397,25 +276,29 @@ def categorical_cross_entropy(
     (mass ``eps/C`` to every class, PyTorch's and Keras's convention).
 
     The targets are not renormalized: a row summing to ``a`` weighs ``a`` times as
-    much (optax behaves the same). Classes can be masked by ``-inf`` logits: a class
-    with ``-inf`` logit and zero target mass contributes exactly 0 to the value and
-    the gradient (optax's gradient is NaN there). Positive target mass on such a class,
-    which label smoothing gives every class, makes the loss infinite (about ``1e38``
-    or more; PyTorch gives ``inf``) while the gradient with respect to the logits
-    stays finite. The gradient with respect to ``targets`` is
-    ``-(1 - eps) w_c log p_c``, taken as 0 for a masked (``-inf``) class.
+    much (optax behaves the same); each target must lie in [0, 1], and a row holding
+    one outside it (or NaN) gets a NaN loss. Classes can be masked by ``-inf`` logits:
+    a class with ``-inf`` logit and zero target mass contributes exactly 0 to the
+    value and the gradient (optax's gradient is NaN there). Positive target mass on
+    such a class, which label smoothing gives every class, makes the loss ``inf``
+    (as in PyTorch) while the gradient with respect to the logits stays finite. The
+    gradient with respect to ``targets`` is ``-(1 - eps) w_c log p_c``, taken as 0 for
+    a masked (``-inf``) class. Logits of any finite size are exact: a row spanning
+    more than the float range still gets its true loss where that is representable.
 
     Args:
       logits: ``[..., C, ...]`` unnormalized log-probabilities, class axis ``axis``.
         bfloat16/float16 are computed in float32.
-      targets: target distributions with the shape of ``logits``; any numeric dtype
-        (one-hot integers are fine).
-      axis: the class axis, or a tuple of axes that together index the classes (they
-        are flattened in order), or None for all axes.
+      targets: target distributions with the shape of ``logits``; any real dtype
+        (one-hot integers are fine), each entry in [0, 1].
+      axis: the class axis, or a tuple of axes that together index the classes
+        (flattened in the order given, like optax), or None for all axes.
       where: boolean mask broadcastable to the per-example shape (``logits`` without
         the class axis). Masked examples give exactly 0 loss and 0 gradient, even if
-        their logits are NaN or inf, and no weight in ``"mean"``.
-      class_weights: ``[C]`` weight per class. The example's loss is
+        their logits or targets are NaN or inf, and no weight in ``"mean"``.
+      sample_weight: float weight per example (broadcastable to the per-example
+        shape), ``>= 0``: multiplies the example's loss and its weight in ``"mean"``.
+      class_weights: ``[C]`` weight per class, ``>= 0``. The example's loss is
         ``-sum_c w_c t~_c log p_c`` and its weight in ``"mean"`` is
         ``sum_c w_c t_c`` (unsmoothed targets), so one-hot targets give exactly
         what :func:`sparse_categorical_cross_entropy` gives for their labels.
@@ -423,8 +306,13 @@ def categorical_cross_entropy(
       z_loss: coefficient of the ``log Z`` penalty (PaLM, T5X), added to every
         unmasked example.
       reduction: ``"none"`` (per-example losses), ``"sum"``, or ``"mean"``
-        (``sum_i loss_i / sum_i weight_i``; 0.0 with zero gradient when every
+        (``sum_i s_i loss_i / sum_i s_i weight_i``; 0.0 with zero gradient when every
         example is masked, where PyTorch gives NaN).
+      residuals: what reverse mode keeps between the forward and the backward pass:
+        ``"lse"`` the inputs and two numbers per example (the softmax is recomputed),
+        ``"softmax"`` also a logits-sized float32 array (no recomputation), ``"auto"``
+        (default) ``"softmax"`` on CPU for at most 2**24 logits, where recomputing
+        costs more than keeping, else ``"lse"``.
 
     Returns:
       The per-example losses, shape ``logits.shape`` without the class axes, for
@@ -455,34 +343,18 @@ def categorical_cross_entropy(
       Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
       (label smoothing), 2016. Chowdhery et al., "PaLM" (z-loss), 2022.
     """
-    fn = "categorical_cross_entropy"
-    logits, axes = _softmax.prepare_logits(logits, axis, fn)
-    targets = _checks.as_array(targets, "targets", fn)
-    if targets.shape != logits.shape:
-        raise ValueError(
-            f"{fn}: targets has shape {tuple(targets.shape)} but logits have shape "
-            f"{tuple(logits.shape)}; soft targets need the logits' shape (for integer "
-            f"labels use sparse_categorical_cross_entropy)"
-        )
-    if not (
-        jnp.issubdtype(targets.dtype, jnp.number) or targets.dtype == jnp.bool_
-    ) or jnp.issubdtype(targets.dtype, jnp.complexfloating):
-        raise TypeError(f"{fn}: targets must be real numbers, got {targets.dtype}")
-    if len(axes) > 1:
-        targets = _softmax.flatten_class_axes(targets, axes)
-    logits, ax = _softmax.single_axis(logits, axes)
-    opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
-    return _cross_entropy(
+    return _categorical(
+        "categorical_cross_entropy",
         logits,
         targets,
-        opts.pop("where"),
-        opts.pop("class_weights"),
-        fn=fn,
-        axis=ax,
-        sparse=False,
-        ignore_index=None,
-        checks=_checks.checks_enabled(),
-        **opts,
+        axis,
+        where=where,
+        sample_weight=sample_weight,
+        class_weights=class_weights,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        reduction=reduction,
+        residuals=residuals,
     )
 
 
@@ -492,11 +364,13 @@ def sparse_categorical_cross_entropy(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     ignore_index: int | None = None,
     class_weights: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     reduction: str = "none",
+    residuals: str = "auto",
 ) -> jax.Array:
     r"""Softmax cross-entropy against integer class labels.
 
@@ -519,16 +393,21 @@ def sparse_categorical_cross_entropy(
 
     Args:
       logits: ``[..., C, ...]`` unnormalized log-probabilities, class axis ``axis``
-        (an int, or a tuple of axes whose flattened index is the label, like optax).
+        (an int, or a tuple of axes whose flattened index, in the order given, is the
+        label, like optax).
       labels: integer labels, the shape of ``logits`` without the class axes.
       axis: the class axis (or axes).
       where: boolean mask broadcastable to ``labels.shape``.
+      sample_weight: float weight per example, ``>= 0``, broadcastable to
+        ``labels.shape``.
       ignore_index: a label value to skip (PyTorch's ``ignore_index``, e.g. -100).
-      class_weights: ``[C]`` weight per class.
+      class_weights: ``[C]`` weight per class, ``>= 0``.
       label_smoothing: ``eps`` in [0, 1]; mass ``eps/C`` goes to every class.
       z_loss: coefficient of the ``lse**2`` penalty added to every unmasked example.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` (weighted mean; 0.0 with zero
         gradient when every example is masked).
+      residuals: ``"auto"``, ``"lse"`` or ``"softmax"``: what reverse mode keeps (see
+        :func:`categorical_cross_entropy`).
 
     Returns:
       Per-example losses of shape ``labels.shape`` for ``reduction="none"``, else a
@@ -553,39 +432,30 @@ def sparse_categorical_cross_entropy(
       PyTorch ``torch.nn.CrossEntropyLoss``; optax
       ``softmax_cross_entropy_with_integer_labels``.
     """
-    fn = "sparse_categorical_cross_entropy"
-    logits, axes = _softmax.prepare_logits(logits, axis, fn)
-    labels = _checks.as_array(labels, "labels", fn)
-    _checks.check_integer(
-        labels,
-        "labels",
-        fn,
-        " (integer class indices; for probability targets use categorical_cross_entropy)",
-    )
-    batch_shape = tuple(s for a, s in enumerate(logits.shape) if a not in axes)
-    if labels.shape != batch_shape:
-        raise ValueError(
-            f"{fn}: labels has shape {tuple(labels.shape)} but logits "
-            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape "
-            f"{batch_shape}"
-        )
-    ignore_index = _checks.check_ignore_index(ignore_index, fn)
-    if labels.dtype.itemsize < 4:  # iota in int8 would overflow past 127 classes
-        labels = labels.astype(jnp.int32)
-    logits, ax = _softmax.single_axis(logits, axes)
-    opts = _common_options(fn, logits, ax, where, class_weights, label_smoothing, z_loss, reduction)
-    return _cross_entropy(
+    return _sparse(
+        "sparse_categorical_cross_entropy",
         logits,
         labels,
-        opts.pop("where"),
-        opts.pop("class_weights"),
-        fn=fn,
-        axis=ax,
-        sparse=True,
+        axis,
+        where=where,
+        sample_weight=sample_weight,
         ignore_index=ignore_index,
-        checks=_checks.checks_enabled(),
-        **opts,
+        class_weights=class_weights,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        reduction=reduction,
+        residuals=residuals,
     )
+
+
+_OPTAX_DEFAULTS = dict(
+    sample_weight=None,
+    class_weights=None,
+    label_smoothing=0.0,
+    z_loss=0.0,
+    reduction="none",
+    residuals="auto",
+)
 
 
 def softmax_cross_entropy(
@@ -621,7 +491,9 @@ def softmax_cross_entropy(
       >>> print(jaxloss.softmax_cross_entropy(logits, labels))  # optax's docstring example
       [0.2761 2.9518]
     """
-    return categorical_cross_entropy(logits, labels, axis=axis, where=where)
+    return _categorical(
+        "softmax_cross_entropy", logits, labels, axis, where=where, **_OPTAX_DEFAULTS
+    )
 
 
 def softmax_cross_entropy_with_integer_labels(
@@ -656,4 +528,12 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])))
       [0.2761 2.9518]
     """
-    return sparse_categorical_cross_entropy(logits, labels, axis=axis, where=where)
+    return _sparse(
+        "softmax_cross_entropy_with_integer_labels",
+        logits,
+        labels,
+        axis,
+        where=where,
+        ignore_index=None,
+        **_OPTAX_DEFAULTS,
+    )

@@ -5,46 +5,117 @@ Every direction is stated: ``kl_divergence(logits, targets)`` is
 ``KL(targets || softmax(logits))``, the one minimized by training a classifier on fixed
 targets (it differs from the cross-entropy by the targets' entropy, a constant).
 
-Each kernel follows the softmax cross-entropy's pattern: a forward pass of fused
-reductions that leaves a few numbers per example, and a hand-derived tangent, run
-under ``jax.checkpoint``, that recomputes the softmax. ``0 log 0`` is 0 throughout; a
-class with a ``-inf`` logit and no target mass contributes exactly 0.
+Each kernel is a forward pass and a hand-derived tangent that reads sanitized inputs
+(masked rows, ``-inf`` logits) through the double-``where`` pattern, so that every
+derivative of every order is finite. ``0 log 0`` is 0 throughout; a class with a
+``-inf`` logit and no target mass contributes exactly 0. Forward KL, which the
+benchmark grid measures, is written like the cross-entropy (plain arithmetic in its
+forward pass, see :mod:`jaxloss._numerics`); the others use selects.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _checks, _numerics, _reduction, _softmax
-from ._cross_entropy import _cross_entropy
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
-# Shared pieces. ``x`` are the (row-masked) logits in the compute dtype, ``m`` the row
-# maximum and ``lse`` (``lse_rel``) the log-sum-exp of ``x - m``; ``log p = x - m - lse``.
+# Shared pieces.
 
 
-def _logits_in(logits, mask_c, dtype):
-    return _numerics.mask_rows(logits.astype(dtype), mask_c)
+def _targets(targets, mask, axis, dtype):
+    """Targets in the compute dtype, NaN where outside [0, 1], masked rows 0."""
+    t = targets.astype(dtype)
+    t = jnp.where((t >= 0) & (t <= 1), t, jnp.nan)
+    return _numerics.mask_rows(t, _numerics.expand(mask, axis))
 
 
-def _log_probs_clamped(x, m, lse):
-    """``log p`` with ``-inf`` raised to the most negative float: ``p * this`` is 0
-    for a class with a ``-inf`` logit."""
-    return _numerics.clamp_low(x - m) - lse
+def _log_softmax(x, stats):
+    """``(log p, p == 0)``, with ``log p`` replaced by 0 where ``p == 0`` (double
+    where: ``p * log p`` and its derivatives are then 0 there)."""
+    p = _softmax.softmax(x, stats)
+    zero = p == 0
+    return jnp.where(zero, 0, x - stats.row_max - stats.lse_rel), zero
 
 
-def _finish(value, mask_c, axis):
-    value = _numerics.mask_rows(value, mask_c)
+def _finish(value, mask, axis):
+    value = _numerics.mask_rows(value, _numerics.expand(mask, axis))
     return jnp.squeeze(value, axis)
 
 
-def _masked_tangent(d, mask_c, dtype):
-    return None if d is None else _numerics.mask_rows(d.astype(dtype), mask_c)
+def _dtangent(d, mask, axis, dtype):
+    return _numerics.mask_rows(d.astype(dtype), _numerics.expand(mask, axis))
+
+
+def _stats(k, logits, targets, mask):
+    return _softmax.row_stats(k.axis, logits, mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Divergence(_reduction.Kernel):
+    """A divergence on logits and (optionally) a second array: the mask is ``where``,
+    every unmasked example weighs 1, targets are probabilities."""
+
+    axis: int
+
+    def check(self, arrays, mask):
+        if len(arrays) > 1 and not getattr(self, "other_is_logits", False):
+            rows = None
+            if mask is not None:
+                rows = jnp.broadcast_to(_numerics.expand(mask, self.axis), arrays[1].shape)
+            _checks.check_in_unit_interval(self.fn, "target", arrays[1], rows)
+
+
+# --------------------------------------------------------------------------------------
+# Forward KL: KL(t || p) = sum_c t_c log t_c + sum_c t_c (-log p_c), p = softmax(x).
+#
+# d KL = sum_c (S p_c - t_c) dx_c + sum_c (log t_c + 1 - log p_c) dt_c,  S = sum_c t_c
+
+
+def _kl_value(k, logits, targets, mask):
+    dtype = _numerics.compute_dtype(logits)
+    stats = _softmax.forward_row_stats(k.axis, logits, None)
+    t = targets.astype(dtype)
+    h = _softmax.half_nll(logits.astype(dtype), stats)
+    terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h)
+    ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
+    kl = _numerics.nan_where_not(ok, jnp.sum(terms, k.axis, keepdims=True))
+    return _finish(kl, mask, k.axis)
+
+
+def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _dm):
+    dtype = _numerics.compute_dtype(logits)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    t = _numerics.mask_rows(targets.astype(dtype), _numerics.expand(mask, k.axis))
+    ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
+    if mask is not None:
+        ok = ok | ~_numerics.expand(mask, k.axis)
+    out = 0
+    if d_logits is not None:
+        coef = _numerics.nan_where_not(ok, jnp.sum(t, k.axis, keepdims=True))
+        g = coef * _softmax.softmax(x, stats) - t
+        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+    if d_targets is not None:  # log t + 1 - log p, 0 for a class with a -inf logit
+        g = _numerics.safe_log(t) + 1 + 2 * _softmax.half_nll(x, stats)
+        g = _numerics.nan_where_not(ok, jnp.where(x > -jnp.inf, g, 0))
+        out = out + jnp.sum(g * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+    return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
+
+
+_kl = _numerics.custom_rule(_kl_value, _kl_tangent, _stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class KL(_Divergence):
+    remat: bool = True
+
+    def values(self, arrays, mask):
+        return _kl(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -53,99 +124,112 @@ def _masked_tangent(d, mask_c, dtype):
 # d KL = sum_c p_c (log p_c - log t_c - KL) dx_c - sum_c (p_c / t_c) dt_c
 
 
-def _reverse_kl_forward(axis, logits, targets, mask):
+def _reverse_kl_parts(k, logits, targets, mask, stats):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    t = _numerics.mask_rows(targets.astype(dtype), mask_c, 1)
-    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
-    lse = _softmax.log_sum_exp_rel(x, m, axis)
-    shift = _softmax.barrier(m)
-    e = jnp.exp(x - shift)
-    # sum_c e_c (log p_c - log t_c) / Z with 0 where p_c = 0, +inf where t_c = 0 < p_c
-    terms = jnp.where(e == 0, 0, e * (x - shift - jnp.log(t)))
-    value = jnp.sum(terms, axis, keepdims=True) / jnp.exp(lse) - lse
-    return _finish(value, mask_c, axis), (m, lse, value)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    t = _targets(targets, mask, k.axis, dtype)
+    log_p, zero = _log_softmax(x, stats)
+    t_safe = jnp.where(zero, 1, t)  # where p = 0 the term is 0 whatever t is
+    return _softmax.softmax(x, stats), log_p, zero, t_safe
 
 
-def _reverse_kl_tangent(axis, logits, targets, mask, m, lse, value, d_logits, d_targets, _dm):
+def _reverse_kl_value(k, logits, targets, mask):
+    stats = _softmax.row_stats(k.axis, logits, mask)
+    p, log_p, zero, t = _reverse_kl_parts(k, logits, targets, mask, stats)
+    terms = jnp.where(zero, 0, p * (log_p - jnp.log(t)))  # +inf where t = 0 < p
+    return _finish(jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+
+
+def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targets, _dm):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    t = _numerics.mask_rows(targets.astype(dtype), mask_c, 1)
-    p = jnp.exp(x - m - lse)
+    p, log_p, zero, t = _reverse_kl_parts(k, logits, targets, mask, stats)
+    kl = jnp.expand_dims(value, k.axis)
     out = 0
     if d_logits is not None:
-        g = jnp.where(p == 0, 0, p * (x - m - lse - jnp.log(t) - value))
-        out = out + jnp.sum(g * _masked_tangent(d_logits, mask_c, dtype), axis, keepdims=True)
+        g = jnp.where(zero, 0, p * (log_p - jnp.log(t) - kl))
+        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
     if d_targets is not None:
-        g = jnp.where(p == 0, 0, -p / t)
-        out = out + jnp.sum(g * _masked_tangent(d_targets, mask_c, dtype), axis, keepdims=True)
-    return _finish(jnp.broadcast_to(out, lse.shape), mask_c, axis)
+        g = jnp.where(zero, 0, -p / t)
+        out = out + jnp.sum(g * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+    return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
-_reverse_kl = _numerics.custom_rule(_reverse_kl_forward, _reverse_kl_tangent, num_static=1)
+_reverse_kl = _numerics.custom_rule(_reverse_kl_value, _reverse_kl_tangent, _stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReverseKL(_Divergence):
+    def values(self, arrays, mask):
+        return _reverse_kl(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
 # KL between two softmaxes at temperature T: KL(q || p), q = softmax(b), p = softmax(a),
-# a = x / T, b = y / T:  KL = sum_c q_c (b_c - a_c) - lse(b) + lse(a).
+# with a = (x - max x) / T and b = (y - max y) / T. Shifting before scaling makes the
+# largest of each exactly 0 whatever T is, and halving first keeps the shift from
+# overflowing: a = (x/2 - max/2) * (2/T).
 #
-# d KL = sum_c (p_c - q_c) da_c + sum_c q_c (log q_c - log p_c - KL) db_c,
-# with da = dx / T and db = dy / T.
+# d KL = sum_c (p_c - q_c) dx_c / T + sum_c q_c (log q_c - log p_c - KL) dy_c / T
 
 
-def _scale(x, temperature):
-    return x if temperature == 1.0 else x / temperature
-
-
-def _scaled(logits, mask_c, dtype, temperature):
-    return _scale(_logits_in(logits, mask_c, dtype), temperature)
-
-
-def _kl_logits_forward(axis, temperature, logits, target_logits, mask):
+def _scaled(k, logits, mask):
+    """``(logits - row max) / T`` in the compute dtype (masked rows: garbage)."""
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    a = _scaled(logits, mask_c, dtype, temperature)
-    b = _scaled(target_logits, mask_c, dtype, temperature)
-    ma = _scale(_softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype), temperature)
-    mb = _scale(
-        _softmax.row_max(_numerics.mask_rows(target_logits, mask_c), axis, dtype), temperature
+    m = _softmax.row_max(logits, k.axis, dtype)
+    x = logits.astype(dtype)
+    return (x / 2 - m / 2) * (2 / k.temperature)
+
+
+def _kl_logits_stats(k, logits, target_logits, mask):
+    return (
+        _softmax.row_stats(k.axis, _scaled(k, logits, mask), mask),
+        _softmax.row_stats(k.axis, _scaled(k, target_logits, mask), mask),
     )
-    lse_a = _softmax.log_sum_exp_rel(a, ma, axis)
-    lse_b = _softmax.log_sum_exp_rel(b, mb, axis)
-    sa, sb = _softmax.barrier(ma), _softmax.barrier(mb)
-    # sum_c e^(b_c - mb) (log q_c - log p_c) / Zb; clamping keeps 0 * (-inf) at 0
-    log_ratio = _numerics.clamp_low(b - sb) - _numerics.clamp_low(a - sa)
-    weighted = jnp.sum(jnp.exp(b - sb) * log_ratio, axis, keepdims=True)
-    value = weighted / jnp.exp(lse_b) - lse_b + lse_a
-    # target mass where the prediction has none: KL is +inf
-    infinite = jnp.any((b > -jnp.inf) & (a == -jnp.inf), axis, keepdims=True)
-    value = jnp.where(infinite, jnp.inf, value)
-    return _finish(value, mask_c, axis), (ma, mb, lse_a, lse_b, value)
 
 
-def _kl_logits_tangent(
-    axis, temperature, logits, target_logits, mask, ma, mb, lse_a, lse_b, value, dx, dy, _dm
-):
+def _kl_logits_parts(k, logits, target_logits, mask, stats):
+    mask_c = _numerics.expand(mask, k.axis)
+    a = _numerics.mask_rows(_scaled(k, logits, mask), mask_c)
+    b = _numerics.mask_rows(_scaled(k, target_logits, mask), mask_c)
+    log_p, _ = _log_softmax(a, stats[0])
+    log_q, q_zero = _log_softmax(b, stats[1])
+    p_zero = _softmax.softmax(a, stats[0]) == 0
+    # log q - log p where q > 0 (+inf if p = 0 there), 0 where q = 0
+    ratio = jnp.where(q_zero, 0, log_q - jnp.where(p_zero, -jnp.inf, log_p))
+    return _softmax.softmax(a, stats[0]), _softmax.softmax(b, stats[1]), q_zero, ratio
+
+
+def _kl_logits_value(k, logits, target_logits, mask):
+    stats = _kl_logits_stats(k, logits, target_logits, mask)
+    _, q, q_zero, ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
+    terms = jnp.where(q_zero, 0, q * ratio)
+    return _finish(jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+
+
+def _kl_logits_tangent(k, logits, target_logits, mask, value, stats, dx, dy, _dm):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    a = _scaled(logits, mask_c, dtype, temperature)
-    b = _scaled(target_logits, mask_c, dtype, temperature)
-    q = jnp.exp(b - mb - lse_b)
+    p, q, q_zero, ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
     out = 0
     if dx is not None:
-        p = jnp.exp(a - ma - lse_a)
-        g = (p - q) / temperature
-        out = out + jnp.sum(g * _masked_tangent(dx, mask_c, dtype), axis, keepdims=True)
+        g = (p - q) / k.temperature
+        out = out + jnp.sum(g * _dtangent(dx, mask, k.axis, dtype), k.axis, keepdims=True)
     if dy is not None:
-        log_ratio = _log_probs_clamped(b, mb, lse_b) - _log_probs_clamped(a, ma, lse_a)
-        g = q * (log_ratio - value) / temperature
-        out = out + jnp.sum(g * _masked_tangent(dy, mask_c, dtype), axis, keepdims=True)
-    return _finish(jnp.broadcast_to(out, lse_a.shape), mask_c, axis)
+        kl = jnp.expand_dims(value, k.axis)
+        g = jnp.where(q_zero, 0, q * (ratio - kl)) / k.temperature
+        out = out + jnp.sum(g * _dtangent(dy, mask, k.axis, dtype), k.axis, keepdims=True)
+    return _finish(jnp.broadcast_to(out, stats[0].sum_exp.shape), mask, k.axis)
 
 
-_kl_logits = _numerics.custom_rule(_kl_logits_forward, _kl_logits_tangent, num_static=2)
+_kl_logits = _numerics.custom_rule(_kl_logits_value, _kl_logits_tangent, _kl_logits_stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class KLWithLogits(_Divergence):
+    temperature: float = 1.0
+    other_is_logits: bool = True
+
+    def values(self, arrays, mask):
+        return _kl_logits(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -155,111 +239,106 @@ _kl_logits = _numerics.custom_rule(_kl_logits_forward, _kl_logits_tangent, num_s
 # g_c = log(p_c / r_c) / 2, h_c = log(t_c / r_c) / 2, and sum_k p_k g_k = KL(p || r) / 2.
 
 
-def _js_parts(x, t, m, lse):
-    """Elementwise ``p``, ``log p`` (clamped), ``log t`` (clamped) and ``log r``."""
-    log_p = _log_probs_clamped(x, m, lse)
-    p = jnp.exp(x - m - lse)
-    return p, log_p, _numerics.safe_log(t), _numerics.safe_log((p + t) / 2)
-
-
-def _js_forward(axis, logits, targets, mask):
+def _js_parts(k, logits, targets, mask, stats):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
-    lse = _softmax.log_sum_exp_rel(x, m, axis)
-    p, log_p, log_t, log_r = _js_parts(x, t, _softmax.barrier(m), lse)
-    kl_p = jnp.sum(p * (log_p - log_r), axis, keepdims=True)
-    kl_t = jnp.sum(t * (log_t - log_r), axis, keepdims=True)
-    value = (kl_p + kl_t) / 2
-    return _finish(value, mask_c, axis), (m, lse, kl_p)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    t = _targets(targets, mask, k.axis, dtype)
+    p = _softmax.softmax(x, stats)
+    log_p, _ = _log_softmax(x, stats)
+    log_r = _numerics.safe_log((p + t) / 2)
+    return p, t, log_p, _numerics.safe_log(t), log_r
 
 
-def _js_tangent(axis, logits, targets, mask, m, lse, kl_p, d_logits, d_targets, _dm):
+def _js_value(k, logits, targets, mask):
+    stats = _softmax.row_stats(k.axis, logits, mask)
+    p, t, log_p, log_t, log_r = _js_parts(k, logits, targets, mask, stats)
+    terms = p * (log_p - log_r) + t * (log_t - log_r)
+    return _finish(jnp.sum(terms, k.axis, keepdims=True) / 2, mask, k.axis)
+
+
+def _js_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _dm):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-    p, log_p, log_t, log_r = _js_parts(x, t, m, lse)
+    p, t, log_p, log_t, log_r = _js_parts(k, logits, targets, mask, stats)
     out = 0
     if d_logits is not None:
-        g = p * (log_p - log_r - kl_p) / 2
-        out = out + jnp.sum(g * _masked_tangent(d_logits, mask_c, dtype), axis, keepdims=True)
+        g = (log_p - log_r) / 2
+        g = p * (g - jnp.sum(p * g, k.axis, keepdims=True))
+        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
     if d_targets is not None:
         h = (log_t - log_r) / 2
-        out = out + jnp.sum(h * _masked_tangent(d_targets, mask_c, dtype), axis, keepdims=True)
-    return _finish(jnp.broadcast_to(out, lse.shape), mask_c, axis)
+        out = out + jnp.sum(h * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+    return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
-_js = _numerics.custom_rule(_js_forward, _js_tangent, num_static=1)
+_js = _numerics.custom_rule(_js_value, _js_tangent, _stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class JS(_Divergence):
+    def values(self, arrays, mask):
+        return _js(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
-# Entropy of the softmax: H = -sum_c p_c log p_c = lse - sum_c p_c (x_c - m).
+# Entropy of the softmax: H = -sum_c p_c log p_c.
 #
 # d H = -sum_c p_c (log p_c + H) dx_c
 
 
-def _entropy_forward(axis, logits, mask):
+def _entropy_value(k, logits, mask):
+    stats = _softmax.row_stats(k.axis, logits, mask)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    log_p, zero = _log_softmax(x, stats)
+    terms = jnp.where(zero, 0, _softmax.softmax(x, stats) * log_p)
+    return _finish(0 - jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+
+
+def _entropy_tangent(k, logits, mask, value, stats, d_logits, _dm):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
-    lse = _softmax.log_sum_exp_rel(x, m, axis)
-    shift = _softmax.barrier(m)
-    weighted = jnp.sum(jnp.exp(x - shift) * _numerics.clamp_low(x - shift), axis, keepdims=True)
-    value = lse - weighted / jnp.exp(lse)
-    return _finish(value, mask_c, axis), (m, lse, value)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    log_p, zero = _log_softmax(x, stats)
+    h = jnp.expand_dims(value, k.axis)
+    g = jnp.where(zero, 0, -_softmax.softmax(x, stats) * (log_p + h))
+    out = jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+    return _finish(out, mask, k.axis)
 
 
-def _entropy_tangent(axis, logits, mask, m, lse, value, d_logits, _dm):
-    dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _logits_in(logits, mask_c, dtype)
-    p = jnp.exp(x - m - lse)
-    g = -p * (_log_probs_clamped(x, m, lse) + value)
-    out = jnp.sum(g * _masked_tangent(d_logits, mask_c, dtype), axis, keepdims=True)
-    return _finish(out, mask_c, axis)
+_entropy = _numerics.custom_rule(
+    _entropy_value, _entropy_tangent, lambda k, logits, mask: _softmax.row_stats(k.axis, logits, mask)
+)
 
 
-_entropy = _numerics.custom_rule(_entropy_forward, _entropy_tangent, num_static=1)
+@dataclasses.dataclass(frozen=True)
+class Entropy(_Divergence):
+    def values(self, arrays, mask):
+        return _entropy(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
-# The jitted implementation and the public functions.
+# Public functions.
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "axis", "temperature", "reduction"))
-def _divergence(logits, other, where, *, kind, axis, temperature, reduction):
-    mask = _reduction.example_mask(where)
-    if kind == "reverse_kl":
-        values = _reverse_kl(axis, logits, other, mask)
-    elif kind == "kl_logits":
-        values = _kl_logits(axis, temperature, logits, other, mask)
-    elif kind == "js":
-        values = _js(axis, logits, other, mask)
-    else:
-        values = _entropy(axis, logits, mask)
-    weights = _reduction.count_weights(mask, values.dtype)
-    return _reduction.reduce(values, weights, reduction)
-
-
-def _prepare(fn, logits, other, other_name, axis, where, reduction, other_is_logits=False):
+def _run(fn, kernel_cls, logits, other, other_name, axis, where, reduction, **options):
+    """Checks the arguments, merges the class axes and runs the kernel."""
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
+    arrays = ()
     if other is not None:
-        other = _softmax.check_same_shape(fn, logits, other, other_name)
-        if other_is_logits:
+        other = _checks.check_same_shape(fn, logits, other, other_name)
+        if kernel_cls is KLWithLogits:
             _checks.check_floating(other, other_name, fn)
-        elif not jnp.issubdtype(other.dtype, jnp.number) or jnp.issubdtype(
-            other.dtype, jnp.complexfloating
-        ):
-            raise TypeError(f"{fn}: {other_name} must be real numbers, got {other.dtype}")
-        if len(axes) > 1:
-            other = _softmax.flatten_class_axes(other, axes)
-    logits, ax = _softmax.single_axis(logits, axes)
-    where = _checks.check_where(where, _softmax.batch_shape(logits, ax), fn)
-    return logits, other, ax, where, _checks.check_reduction(reduction, fn)
+        else:
+            _checks.check_real(other, other_name, fn)
+        arrays = (_softmax.merge_class_axes(other, axes)[0],)
+    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
+    logits, ax = _softmax.merge_class_axes(logits, axes)
+    return _reduction.apply(
+        kernel_cls(fn=fn, axis=ax, **options),
+        (logits, *arrays),
+        _checks.check_where(where, per_example, fn),
+        None,
+        reduction=_checks.check_reduction(reduction, fn),
+        checks=_checks.checks_enabled(),
+    )
 
 
 def kl_divergence(
@@ -269,6 +348,7 @@ def kl_divergence(
     axis: Axis = -1,
     where: ArrayLike | None = None,
     reduction: str = "none",
+    residuals: str = "auto",
 ) -> jax.Array:
     r"""Kullback-Leibler divergence ``KL(targets || softmax(logits))``.
 
@@ -282,7 +362,8 @@ def kl_divergence(
     the cross-entropy. Passing log-probabilities as ``logits`` gives optax's
     ``kl_divergence(log_predictions, targets)`` (softmax leaves normalized
     log-probabilities unchanged), and PyTorch's ``kl_div(log_p, t, reduction="none")``
-    summed over the classes.
+    summed over the classes. Targets must lie in [0, 1]; a row with one outside it
+    gets NaN.
 
     Gradients: with respect to the logits ``p - t`` (times the row's target mass);
     with respect to the targets ``log t_c + 1 - log p_c``, where ``log 0`` is read as
@@ -296,6 +377,8 @@ def kl_divergence(
       where: per-example boolean mask; masked examples give exactly 0.
       reduction: ``"none"``, ``"sum"``, or ``"mean"`` over unmasked examples
         (PyTorch's ``"batchmean"``, Keras's default).
+      residuals: ``"auto"``, ``"lse"`` or ``"softmax"``: what reverse mode keeps (see
+        :func:`categorical_cross_entropy`).
 
     Returns:
       Per-example divergences (the logits' shape without the class axis) or a scalar.
@@ -310,23 +393,18 @@ def kl_divergence(
       [0.1438 1.3863]
     """
     fn = "kl_divergence"
-    logits, targets, ax, where, reduction = _prepare(
-        fn, logits, targets, "targets", axis, where, reduction
-    )
-    return _cross_entropy(
+    residuals = _checks.check_residuals(residuals, fn)
+    size = _checks.as_array(logits, "logits", fn).size
+    return _run(
+        fn,
+        KL,
         logits,
         targets,
+        "targets",
+        axis,
         where,
-        None,
-        fn=fn,
-        axis=ax,
-        sparse=False,
-        ignore_index=None,
-        smoothing=0.0,
-        z_loss=0.0,
-        reduction=reduction,
-        checks=False,
-        kl=True,
+        reduction,
+        remat=not _softmax.keep_softmax(residuals, size),
     )
 
 
@@ -348,7 +426,8 @@ def reverse_kl_divergence(
     schemes): it is ``+inf`` where the prediction puts mass on a class the targets rule
     out (``t_c = 0 < p_c``), and a class with ``p_c = 0`` (a ``-inf`` logit) contributes
     exactly 0. Gradients: ``p_c (log p_c - log t_c - KL)`` for the logits and
-    ``-p_c / t_c`` for the targets, 0 wherever ``p_c = 0``.
+    ``-p_c / t_c`` for the targets, 0 wherever ``p_c = 0``. Targets must lie in
+    [0, 1]; a row with one outside it gets NaN.
 
     Args:
       logits: ``[..., C, ...]`` predicted logits.
@@ -369,12 +448,8 @@ def reverse_kl_divergence(
       >>> print(jaxloss.reverse_kl_divergence(logits, targets))
       [0.1308]
     """
-    fn = "reverse_kl_divergence"
-    logits, targets, ax, where, reduction = _prepare(
-        fn, logits, targets, "targets", axis, where, reduction
-    )
-    return _divergence(
-        logits, targets, where, kind="reverse_kl", axis=ax, temperature=1.0, reduction=reduction
+    return _run(
+        "reverse_kl_divergence", ReverseKL, logits, targets, "targets", axis, where, reduction
     )
 
 
@@ -398,12 +473,14 @@ def kl_divergence_with_logits(
     gradient's scale independent of ``T`` is left to the caller
     (``temperature**2 * kl_divergence_with_logits(...)``). Both arguments are
     differentiable (wrap the teacher in ``jax.lax.stop_gradient`` to freeze it).
-    Equal to optax's ``kl_divergence_with_log_targets`` on the log-softmaxes.
+    Equal to optax's ``kl_divergence_with_log_targets`` on the log-softmaxes. Exact
+    for logits of any finite size and any temperature: each row is shifted by its
+    maximum before it is divided by ``T``.
 
     Args:
       logits: ``[..., C, ...]`` student logits.
       target_logits: teacher logits, the same shape.
-      temperature: ``T > 0``, dividing both sets of logits.
+      temperature: ``T``, finite and ``> 0``, dividing both sets of logits.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
@@ -426,20 +503,17 @@ def kl_divergence_with_logits(
       Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network", 2015.
     """
     fn = "kl_divergence_with_logits"
-    temperature = _checks.static_float(temperature, "temperature", fn)
-    if not temperature > 0:
-        raise ValueError(f"{fn}: temperature must be > 0, got {temperature}")
-    logits, target_logits, ax, where, reduction = _prepare(
-        fn, logits, target_logits, "target_logits", axis, where, reduction, other_is_logits=True
-    )
-    return _divergence(
+    temperature = _checks.check_positive(temperature, "temperature", fn)
+    return _run(
+        fn,
+        KLWithLogits,
         logits,
         target_logits,
+        "target_logits",
+        axis,
         where,
-        kind="kl_logits",
-        axis=ax,
+        reduction,
         temperature=temperature,
-        reduction=reduction,
     )
 
 
@@ -460,7 +534,7 @@ def js_divergence(
     Symmetric, finite, and between 0 and ``log 2`` for distributions (in nats; divide
     by ``log 2`` for bits, or use :func:`jaxloss.info.js_divergence`). ``0 log 0 = 0``;
     gradients are finite everywhere, with ``log 0`` read as the log of the smallest
-    normal float.
+    normal float. Targets must lie in [0, 1]; a row with one outside it gets NaN.
 
     Args:
       logits: ``[..., C, ...]`` predicted logits.
@@ -480,13 +554,7 @@ def js_divergence(
       >>> print(jaxloss.js_divergence(logits, targets))  # disjoint: log 2; equal: 0
       [0.6931 0.    ]
     """
-    fn = "js_divergence"
-    logits, targets, ax, where, reduction = _prepare(
-        fn, logits, targets, "targets", axis, where, reduction
-    )
-    return _divergence(
-        logits, targets, where, kind="js", axis=ax, temperature=1.0, reduction=reduction
-    )
+    return _run("js_divergence", JS, logits, targets, "targets", axis, where, reduction)
 
 
 def entropy(
@@ -519,8 +587,4 @@ def entropy(
       >>> print(jaxloss.entropy(jnp.array([[0.0, 0.0], [0.0, -jnp.inf]])))  # log 2, 0
       [0.6931 0.    ]
     """
-    fn = "entropy"
-    logits, _, ax, where, reduction = _prepare(fn, logits, None, "", axis, where, reduction)
-    return _divergence(
-        logits, None, where, kind="entropy", axis=ax, temperature=1.0, reduction=reduction
-    )
+    return _run("entropy", Entropy, logits, None, "", axis, where, reduction)

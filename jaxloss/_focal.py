@@ -8,7 +8,7 @@ derivative is written so that it stays finite where ``1 - p_t`` reaches 0.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,11 @@ def _power(log_u, gamma, guard):
     return jnp.where(guard, 0, jnp.exp(gamma * safe))
 
 
+def _times(coef, value):
+    """``coef * value`` with ``0 * inf = 0``, for every derivative too."""
+    return coef * jnp.where(coef == 0, 0, value)
+
+
 # --------------------------------------------------------------------------------------
 # Sigmoid focal loss, per element (torchvision.ops.sigmoid_focal_loss):
 #   ce = z softplus(-x) + (1 - z) softplus(x),  u = 1 - p_t = s(x)(1 - z) + s(-x) z,
@@ -33,33 +38,34 @@ def _power(log_u, gamma, guard):
 # d loss/da = (2z - 1) ce u**g
 
 
-def _sigmoid_focal_parts(gamma, logits, labels, alpha, mask):
+def _sigmoid_focal_parts(k, logits, labels, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
     x = _numerics.mask_rows(logits.astype(dtype), mask)
     z = _numerics.mask_rows(labels.astype(dtype), mask)
+    z = z + _numerics.nan_outside_unit(z)
     s_pos, s_neg = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
-    ce = _sigmoid._weighted_softplus(z, 1 - z, x)
+    ce = _sigmoid.weighted_softplus(z, 1 - z, x)
     u = s_pos * (1 - z) + s_neg * z
     log_u = jnp.log(jnp.where(u == 0, 1, u))  # double where: u = 0 at agreeing inf logits
-    mod = jnp.ones_like(x) if gamma == 0 else _power(log_u, gamma, u == 0)
-    a = None if alpha is None else alpha.astype(dtype)
+    mod = jnp.ones_like(x) if k.gamma == 0 else _power(log_u, k.gamma, u == 0)
+    a = None if alpha is None else _numerics.valid_weights(alpha.astype(dtype), upper=1.0)
     a_t = 1 if a is None else a * z + (1 - a) * (1 - z)
     return x, z, s_pos, s_neg, ce, log_u, mod, a, a_t
 
 
-def _sigmoid_focal_forward(gamma, logits, labels, alpha, mask):
-    _, _, _, _, ce, _, mod, _, a_t = _sigmoid_focal_parts(gamma, logits, labels, alpha, mask)
-    return _numerics.mask_rows(a_t * ce * mod, mask), ()
+def _sigmoid_focal_value(k, logits, labels, alpha, mask):
+    *_, ce, _, mod, _, a_t = _sigmoid_focal_parts(k, logits, labels, alpha, mask)
+    return _numerics.mask_rows(a_t * ce * mod, mask)
 
 
-def _sigmoid_focal_tangent(gamma, logits, labels, alpha, mask, dx, dz, da, _dm):
+def _sigmoid_focal_tangent(k, logits, labels, alpha, mask, _value, _stats, dx, dz, da, _dm):
     x, z, s_pos, s_neg, ce, log_u, mod, a, a_t = _sigmoid_focal_parts(
-        gamma, logits, labels, alpha, mask
+        k, logits, labels, alpha, mask
     )
     dtype = x.dtype
     spread = s_pos * s_neg  # the derivative of s(x); 0 exactly where u can be 0
     # g u**(g-1) s(x) s(-x), finite where u = 0
-    dmod = 0 if gamma == 0 else gamma * _power(log_u, gamma - 1, spread == 0) * spread
+    dmod = 0 if k.gamma == 0 else k.gamma * _power(log_u, k.gamma - 1, spread == 0) * spread
     out = 0
     if dx is not None:
         g = a_t * ((s_pos - z) * mod + ce * dmod * (1 - 2 * z))
@@ -74,7 +80,21 @@ def _sigmoid_focal_tangent(gamma, logits, labels, alpha, mask, dx, dz, da, _dm):
     return _numerics.mask_rows(jnp.broadcast_to(out, x.shape), mask)
 
 
-_sigmoid_focal = _numerics.custom_rule(_sigmoid_focal_forward, _sigmoid_focal_tangent, num_static=1)
+_sigmoid_focal = _numerics.custom_rule(_sigmoid_focal_value, _sigmoid_focal_tangent)
+
+
+@dataclasses.dataclass(frozen=True)
+class SigmoidFocal(_reduction.Kernel):
+    gamma: float = 2.0
+
+    def check(self, arrays, mask):
+        _, labels, alpha = arrays
+        _checks.check_in_unit_interval(self.fn, "label", labels, mask)
+        if alpha is not None:
+            _checks.check_nonnegative_values(self.fn, "alpha", alpha, upper=1.0)
+
+    def values(self, arrays, mask):
+        return _sigmoid_focal(self, *arrays, mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -83,52 +103,88 @@ _sigmoid_focal = _numerics.custom_rule(_sigmoid_focal_forward, _sigmoid_focal_ta
 # d loss/dx_j = F (p_j - [j = y]),   d loss/da_c = [c = y] (-(1 - p)**g log p).
 
 
-def _softmax_focal_forward(axis, gamma, scale, logits, labels, alpha, mask):
-    dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    m = _softmax.row_max(_numerics.mask_rows(logits, mask_c), axis, dtype)
-    lse = _softmax.log_sum_exp_rel(x, m, axis)
-    ok, safe = _softmax.sparse_labels(labels, x.shape[axis], axis)
-    x_y = _numerics.mask_rows(jnp.take_along_axis(logits, safe, axis).astype(dtype), mask_c)
-    log_p = x_y - m - lse
+def _softmax_focal_parts(k, x, labels, alpha, stats):
+    """Per example: ``h = -log(p_y)/2``, ``p_y``, the factor ``(1 - p_y)**g`` and
+    ``a_y``, from logits ``x`` in the compute dtype."""
+    dtype = x.dtype
+    h = _softmax.half_nll(_softmax.take_label(x, labels, k.axis), stats)
+    log_p = -2 * h
     p = jnp.exp(log_p)
-    a = _softmax.label_weight(alpha, safe, dtype) * scale
-    if gamma == 0:
-        mod, coef = jnp.ones_like(p), a
-    else:
-        certain = log_p == 0  # p = 1: (1 - p)**gamma is 0 (double where: log 0)
-        log_1mp = jnp.log(-jnp.expm1(jnp.where(certain, -1, log_p)))  # log(1 - p)
-        mod = _power(log_1mp, gamma, certain)
-        edge = certain | (p == 0)  # where the second term's limit is 0
-        second = gamma * p * _power(log_1mp, gamma - 1, edge) * jnp.where(edge, 0, log_p)
-        coef = a * (mod - second)
-    base = mod * (0 - log_p)  # the loss per unit of a (0 - x: no -0.0)
-    loss = jnp.where(ok, a * base, jnp.nan)
-    loss = _numerics.mask_rows(loss, mask_c)
-    return jnp.squeeze(loss, axis), (m, lse, coef, base)
+    certain = log_p == 0  # p = 1: (1 - p)**g is 0 (double where: log 0)
+    log_1mp = jnp.log(-jnp.expm1(jnp.where(certain, -1, log_p)))  # log(1 - p)
+    mod = jnp.ones_like(p) if k.gamma == 0 else _power(log_1mp, k.gamma, certain)
+    a = _softmax.label_weight(alpha, labels, k.axis, dtype) * k.scale
+    if alpha is not None:
+        a = _numerics.valid_weights(a)
+    return h, p, log_1mp, certain, mod, a
 
 
-def _softmax_focal_tangent(
-    axis, gamma, scale, logits, labels, alpha, mask, m, lse, coef, base, dx, _dy, da, _dm
-):
+def _softmax_focal_value(k, logits, labels, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    ok, safe = _softmax.sparse_labels(labels, x.shape[axis], axis)
+    stats = _softmax.forward_row_stats(k.axis, logits, None)
+    h, _, _, _, mod, a = _softmax_focal_parts(k, logits.astype(dtype), labels, alpha, stats)
+    loss = _times(2 * a * mod, h)  # a term with weight 0 is 0, even at a -inf logit
+    loss = jnp.where(_softmax.labels_ok(labels, logits.shape[k.axis], k.axis), loss, jnp.nan)
+    loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))
+    return jnp.squeeze(loss, k.axis)
+
+
+def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _dy, da, _dm):
+    dtype = _numerics.compute_dtype(logits)
+    mask_c = _numerics.expand(mask, k.axis)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    h, p, log_1mp, certain, mod, a = _softmax_focal_parts(k, x, labels, alpha, stats)
+    ok = _softmax.labels_ok(labels, x.shape[k.axis], k.axis)
+    if mask_c is not None:
+        ok = ok | ~mask_c
     out = 0
     if dx is not None:
-        classes = jax.lax.broadcasted_iota(safe.dtype, x.shape, axis)
-        one_hot = (classes == safe).astype(dtype)
-        g = jnp.where(ok, coef, jnp.nan) * (jnp.exp(x - m - lse) - one_hot)
-        out = out + jnp.sum(g * _numerics.mask_rows(dx.astype(dtype), mask_c), axis, keepdims=True)
+        coef = mod
+        if k.gamma:
+            edge = certain | (p == 0)  # where the second term's limit is 0
+            second = _power(log_1mp, k.gamma - 1, edge) * jnp.where(edge, 0, 2 * p * h)
+            coef = mod + k.gamma * second  # (1-p)^g - g p (1-p)^(g-1) log p
+        coef = jnp.where(ok, _times(a, coef), jnp.nan)
+        one_hot = _softmax.one_hot(labels, x.shape, k.axis, dtype)
+        g = coef * (_softmax.softmax(x, stats) - one_hot)
+        out = out + jnp.sum(g * _numerics.mask_rows(dx.astype(dtype), mask_c), k.axis, keepdims=True)
     if da is not None:
-        out = out + scale * jnp.take(da.astype(dtype), safe) * base
-    out = _numerics.mask_rows(jnp.where(ok, out, jnp.nan), mask_c)
-    return jnp.squeeze(out, axis)
+        safe = _softmax.safe_labels(labels, x.shape[k.axis], k.axis)
+        out = out + k.scale * jnp.take(da.astype(dtype), safe) * _times(2 * mod, h)
+    out = jnp.where(ok, jnp.broadcast_to(out, h.shape), jnp.nan)
+    return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
-_softmax_focal = _numerics.custom_rule(_softmax_focal_forward, _softmax_focal_tangent, num_static=3)
+_softmax_focal = _numerics.custom_rule(
+    _softmax_focal_value,
+    _softmax_focal_tangent,
+    lambda k, logits, labels, alpha, mask: _softmax.row_stats(k.axis, logits, mask),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxFocal(_reduction.Kernel):
+    axis: int = -1
+    gamma: float = 2.0
+    scale: float = 1.0
+    ignore_index: int | None = None
+
+    def mask(self, arrays, where):
+        return _reduction.example_mask(where, arrays[1], self.ignore_index)
+
+    def check(self, arrays, mask):
+        logits, labels, alpha = arrays
+        num_classes = logits.shape[self.axis]
+        _softmax.check_labels(self.fn, labels, mask, num_classes, self.ignore_index)
+        if alpha is not None:
+            _checks.check_nonnegative_values(self.fn, "alpha", alpha)
+
+    def values(self, arrays, mask):
+        return _softmax_focal(self, *arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        _, labels, alpha = arrays
+        return _reduction.sparse_example_weights(mask, labels, alpha, dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -136,17 +192,7 @@ _softmax_focal = _numerics.custom_rule(_softmax_focal_forward, _softmax_focal_ta
 
 
 def _check_gamma(gamma, fn):
-    gamma = _checks.static_float(gamma, "gamma", fn)
-    if gamma < 0:
-        raise ValueError(f"{fn}: gamma must be >= 0, got {gamma}")
-    return gamma
-
-
-@functools.partial(jax.jit, static_argnames=("gamma", "reduction"))
-def _sigmoid_focal_impl(logits, labels, alpha, where, *, gamma, reduction):
-    losses = _sigmoid_focal(gamma, logits, labels, alpha, where)
-    weights = _reduction.count_weights(where, losses.dtype)
-    return _reduction.reduce(losses, weights, reduction)
+    return _checks.check_nonnegative(gamma, "gamma", fn)
 
 
 def sigmoid_focal_loss(
@@ -156,6 +202,7 @@ def sigmoid_focal_loss(
     alpha: float | ArrayLike | None = None,
     gamma: float = 2.0,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Sigmoid focal loss (RetinaNet; torchvision's ``sigmoid_focal_loss``), per element.
@@ -172,9 +219,11 @@ def sigmoid_focal_loss(
       logits: logits, any shape.
       labels: the logits' shape; 0/1, booleans or probabilities.
       alpha: weight of the positive class in [0, 1] (0.25 in the paper), or an array
-        broadcastable to the logits (one per label, say); None for no weighting.
-      gamma: focusing exponent, ``>= 0``.
+        broadcastable to the logits (one per label, say); None for no weighting. An
+        entry outside [0, 1] given as a JAX array makes its elements' losses NaN.
+      gamma: focusing exponent, finite and ``>= 0``.
       where: boolean mask broadcastable to the logits; masked elements give 0.
+      sample_weight: float weights ``>= 0`` broadcastable to the logits.
       reduction: ``"none"``, ``"sum"``, or ``"mean"`` over unmasked elements
         (torchvision's mean).
 
@@ -194,32 +243,21 @@ def sigmoid_focal_loss(
       Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection", 2017.
     """
     fn = "sigmoid_focal_loss"
-    logits, labels, where, _, reduction = _sigmoid._prepare(
-        fn, logits, labels, where, 0.0, reduction, "logits"
-    )
-    gamma = _check_gamma(gamma, fn)
+    logits, labels, where, weights = _sigmoid.prepare(fn, logits, labels, where, sample_weight)
     if alpha is not None:
-        if isinstance(alpha, int | float):
-            if not 0 <= alpha <= 1:
-                raise ValueError(f"{fn}: alpha must be in [0, 1], got {alpha}")
-        alpha = _sigmoid.broadcastable_to(fn, "alpha", alpha, logits.shape)
+        _checks.check_weights(alpha, "alpha", fn, upper=1.0)
+        alpha = _checks.check_broadcastable(alpha, tuple(logits.shape), "alpha", fn)
         if not jnp.issubdtype(alpha.dtype, jnp.floating):
             alpha = alpha.astype(_numerics.compute_dtype(logits))
-    return _sigmoid_focal_impl(logits, labels, alpha, where, gamma=gamma, reduction=reduction)
-
-
-@functools.partial(
-    jax.jit, static_argnames=("axis", "gamma", "scale", "ignore_index", "reduction", "checks", "fn")
-)
-def _softmax_focal_impl(
-    logits, labels, alpha, where, *, axis, gamma, scale, ignore_index, reduction, checks, fn
-):
-    mask = _reduction.example_mask(where, labels, ignore_index)
-    if checks:
-        _softmax.check_labels(fn, labels, mask, logits.shape[axis], ignore_index)
-    losses = _softmax_focal(axis, gamma, scale, logits, labels, alpha, mask)
-    weights = _reduction.sparse_example_weights(mask, labels, alpha, losses.dtype)
-    return _reduction.reduce(losses, weights, reduction)
+    kernel = SigmoidFocal(fn=fn, gamma=_check_gamma(gamma, fn))
+    return _reduction.apply(
+        kernel,
+        (logits, labels, alpha),
+        where,
+        weights,
+        reduction=_checks.check_reduction(reduction, fn),
+        checks=_checks.checks_enabled(),
+    )
 
 
 def softmax_focal_loss(
@@ -230,6 +268,7 @@ def softmax_focal_loss(
     gamma: float = 2.0,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     ignore_index: int | None = None,
     reduction: str = "none",
 ) -> jax.Array:
@@ -244,16 +283,18 @@ def softmax_focal_loss(
     examples), or one weight per class, which weighs like ``class_weights``: the
     ``"mean"`` divides by ``sum_i alpha_{y_i}``, PyTorch's weighted mean. Masking,
     ``ignore_index`` and out-of-range labels (NaN) behave as in
-    :func:`sparse_categorical_cross_entropy`. Computed from ``log p``:
+    :func:`sparse_categorical_cross_entropy`; a term of weight 0 is exactly 0, also
+    at a ``-inf`` logit. Computed from ``log p``:
     ``(1 - p)**gamma = exp(gamma * log(-expm1(log p)))``.
 
     Args:
       logits: ``[..., C, ...]`` logits.
       labels: integer labels, the logits' shape without the class axis.
-      alpha: None, a scalar ``>= 0``, or a ``[C]`` array of class weights.
-      gamma: focusing exponent, ``>= 0``.
+      alpha: None, a scalar ``>= 0``, or a ``[C]`` array of class weights ``>= 0``.
+      gamma: focusing exponent, finite and ``>= 0``.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask.
+      sample_weight: float weight per example, ``>= 0``.
       ignore_index: a label value to skip.
       reduction: ``"none"``, ``"sum"`` or ``"mean"``.
 
@@ -274,38 +315,33 @@ def softmax_focal_loss(
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
     labels = _checks.as_array(labels, "labels", fn)
     _checks.check_integer(labels, "labels", fn)
-    shape = tuple(s for a, s in enumerate(logits.shape) if a not in axes)
-    if labels.shape != shape:
+    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
+    if labels.shape != per_example:
         raise ValueError(
             f"{fn}: labels has shape {tuple(labels.shape)} but logits "
-            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {shape}"
+            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {per_example}"
         )
     if labels.dtype.itemsize < 4:
         labels = labels.astype(jnp.int32)
-    logits, ax = _softmax.single_axis(logits, axes)
-    gamma = _check_gamma(gamma, fn)
+    logits, ax = _softmax.merge_class_axes(logits, axes)
     scale = 1.0
     if alpha is not None and jnp.ndim(alpha) == 0:
         scale = _checks.check_nonnegative(alpha, "alpha", fn)
         alpha = None
-    elif alpha is not None:
-        alpha = _checks.as_array(alpha, "alpha", fn)
-        if alpha.shape != (logits.shape[ax],):
-            raise ValueError(
-                f"{fn}: alpha has shape {tuple(alpha.shape)} but logits have "
-                f"{logits.shape[ax]} classes; it needs a scalar or shape ({logits.shape[ax]},)"
-            )
-        _checks.check_floating(alpha, "alpha", fn)
-    return _softmax_focal_impl(
-        logits,
-        labels,
-        alpha,
-        _checks.check_where(where, _softmax.batch_shape(logits, ax), fn),
+    else:
+        alpha = _checks.check_class_weights(alpha, logits.shape[ax], fn, name="alpha")
+    kernel = SoftmaxFocal(
+        fn=fn,
         axis=ax,
-        gamma=gamma,
+        gamma=_check_gamma(gamma, fn),
         scale=scale,
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
+    )
+    return _reduction.apply(
+        kernel,
+        (logits, labels, alpha),
+        _checks.check_where(where, per_example, fn),
+        _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),
         checks=_checks.checks_enabled(),
-        fn=fn,
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,73 +50,95 @@ def _dlog(y):
     return _numerics.safe_log(y)
 
 
-# Each rule: static (axis, scale = 1 / log(base)), arrays p (and q).
+def _valid(p):
+    """``p``, NaN where it is outside [0, 1]: an invalid probability is never a number."""
+    return p + _numerics.nan_outside_unit(p)
 
 
-def _information_forward(scale, p):
-    return (0 - jnp.log(p)) * scale, ()  # 0 - x: no -0.0 at p = 1
+class _Config(NamedTuple):
+    axis: int | None  # the distribution axis (None for elementwise information)
+    scale: float  # 1 / log(base)
 
 
-def _information_tangent(scale, p, dp):
-    return -dp / p * scale  # d(-log p) = -dp / p
+# Each rule: static config, arrays p (and q).
 
 
-def _entropy_forward(axis, scale, p):
-    return (0 - jnp.sum(_xlogy(p, p), axis)) * scale, ()
+def _information_value(c, p):
+    return (0 - jnp.log(_valid(p))) * c.scale  # 0 - x: no -0.0 at p = 1
 
 
-def _entropy_tangent(axis, scale, p, dp):
-    return -jnp.sum((_dlog(p) + 1) * dp, axis) * scale  # d(-p log p) = -(log p + 1) dp
+def _information_tangent(c, p, _value, _stats, dp):
+    return -dp / _valid(p) * c.scale  # d(-log p) = -dp / p
 
 
-def _cross_entropy_forward(axis, scale, p, q):
-    return (0 - jnp.sum(_xlogy(p, q), axis)) * scale, ()
+def _entropy_value(c, p):
+    p = _valid(p)
+    return (0 - jnp.sum(_xlogy(p, p), c.axis)) * c.scale
 
 
-def _cross_entropy_tangent(axis, scale, p, q, dp, dq):
+def _entropy_tangent(c, p, _value, _stats, dp):
+    # d(-p log p) = -(log p + 1) dp
+    return -jnp.sum((_dlog(_valid(p)) + 1) * dp, c.axis) * c.scale
+
+
+def _cross_entropy_value(c, p, q):
+    return (0 - jnp.sum(_xlogy(_valid(p), _valid(q)), c.axis)) * c.scale
+
+
+def _ratio(p, q):
+    """``p / q``, 0 where ``p = 0``."""
+    return jnp.where(p == 0, 0, p / jnp.where(p == 0, 1, q))
+
+
+def _cross_entropy_tangent(c, p, q, _value, _stats, dp, dq):
+    p, q = _valid(p), _valid(q)
     out = 0
     if dp is not None:  # -log q dp
-        out = out - jnp.sum(_dlog(q) * dp, axis)
+        out = out - jnp.sum(_dlog(q) * dp, c.axis)
     if dq is not None:  # -p / q dq, 0 where p = 0
-        out = out - jnp.sum(jnp.where(p == 0, 0, p / jnp.where(p == 0, 1, q)) * dq, axis)
-    return out * scale
+        out = out - jnp.sum(_ratio(p, q) * dq, c.axis)
+    return out * c.scale
 
 
-def _kl_forward(axis, scale, p, q):
-    return jnp.sum(_xlogy(p, p) - _xlogy(p, q), axis) * scale, ()
+def _kl_value(c, p, q):
+    p, q = _valid(p), _valid(q)
+    return jnp.sum(_xlogy(p, p) - _xlogy(p, q), c.axis) * c.scale
 
 
-def _kl_tangent(axis, scale, p, q, dp, dq):
+def _kl_tangent(c, p, q, _value, _stats, dp, dq):
+    p, q = _valid(p), _valid(q)
     out = 0
     if dp is not None:  # (log p + 1 - log q) dp
-        out = out + jnp.sum((_dlog(p) + 1 - _dlog(q)) * dp, axis)
+        out = out + jnp.sum((_dlog(p) + 1 - _dlog(q)) * dp, c.axis)
     if dq is not None:  # -p / q dq
-        out = out - jnp.sum(jnp.where(p == 0, 0, p / jnp.where(p == 0, 1, q)) * dq, axis)
-    return out * scale
+        out = out - jnp.sum(_ratio(p, q) * dq, c.axis)
+    return out * c.scale
 
 
-def _js_forward(axis, scale, p, q):
+def _js_value(c, p, q):
+    p, q = _valid(p), _valid(q)
     m = (p + q) / 2
     kl_pm = _xlogy(p, p) - _xlogy(p, m)
     kl_qm = _xlogy(q, q) - _xlogy(q, m)
-    return jnp.sum(kl_pm + kl_qm, axis) / 2 * scale, ()
+    return jnp.sum(kl_pm + kl_qm, c.axis) / 2 * c.scale
 
 
-def _js_tangent(axis, scale, p, q, dp, dq):
+def _js_tangent(c, p, q, _value, _stats, dp, dq):
+    p, q = _valid(p), _valid(q)
     log_m = _dlog((p + q) / 2)
     out = 0
     if dp is not None:  # log(p / m) / 2 dp
-        out = out + jnp.sum((_dlog(p) - log_m) * dp, axis) / 2
+        out = out + jnp.sum((_dlog(p) - log_m) * dp, c.axis) / 2
     if dq is not None:
-        out = out + jnp.sum((_dlog(q) - log_m) * dq, axis) / 2
-    return out * scale
+        out = out + jnp.sum((_dlog(q) - log_m) * dq, c.axis) / 2
+    return out * c.scale
 
 
-_information = _numerics.custom_rule(_information_forward, _information_tangent, 1)
-_entropy = _numerics.custom_rule(_entropy_forward, _entropy_tangent, 2)
-_cross_entropy = _numerics.custom_rule(_cross_entropy_forward, _cross_entropy_tangent, 2)
-_kl = _numerics.custom_rule(_kl_forward, _kl_tangent, 2)
-_js = _numerics.custom_rule(_js_forward, _js_tangent, 2)
+_information = _numerics.custom_rule(_information_value, _information_tangent)
+_entropy = _numerics.custom_rule(_entropy_value, _entropy_tangent)
+_cross_entropy = _numerics.custom_rule(_cross_entropy_value, _cross_entropy_tangent)
+_kl = _numerics.custom_rule(_kl_value, _kl_tangent)
+_js = _numerics.custom_rule(_js_value, _js_tangent)
 
 
 def _scale(base, fn) -> float:
@@ -150,7 +173,9 @@ def _pair(fn, p, q, axis):
 
 @functools.partial(jax.jit, static_argnames=("scale",))
 def _information_jit(p, *, scale):
-    return _information(scale, p)
+    if _checks.checks_enabled():
+        _checks.check_in_unit_interval("information", "probability", p)
+    return _information(_Config(None, scale), p)
 
 
 def information(p: ArrayLike, base: float = math.e) -> jax.Array:
@@ -177,10 +202,15 @@ def information(p: ArrayLike, base: float = math.e) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("kind", "axis", "scale"))
 def _reduce_jit(p, q, *, kind, axis, scale):
+    if _checks.checks_enabled():
+        for name, v in (("p", p), ("q", q)):
+            if v is not None:
+                _checks.check_in_unit_interval(kind, f"probability in {name}", v)
+    config = _Config(axis, scale)
     if kind == "entropy":
-        return _entropy(axis, scale, p)
-    rule = {"cross_entropy": _cross_entropy, "kl": _kl, "js": _js}[kind]
-    return rule(axis, scale, p, q)
+        return _entropy(config, p)
+    rule = {"cross_entropy": _cross_entropy, "kl_divergence": _kl, "js_divergence": _js}[kind]
+    return rule(config, p, q)
 
 
 def entropy(p: ArrayLike, base: float = math.e, *, axis: int = -1) -> jax.Array:
@@ -261,7 +291,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, base: float = math.e, *, axis: int
     """
     fn = "kl_divergence"
     p, q, axis = _pair(fn, p, q, axis)
-    return _reduce_jit(p, q, kind="kl", axis=axis, scale=_scale(base, fn))
+    return _reduce_jit(p, q, kind="kl_divergence", axis=axis, scale=_scale(base, fn))
 
 
 def js_divergence(p: ArrayLike, q: ArrayLike, base: float = math.e, *, axis: int = -1) -> jax.Array:
@@ -290,4 +320,4 @@ def js_divergence(p: ArrayLike, q: ArrayLike, base: float = math.e, *, axis: int
     """
     fn = "js_divergence"
     p, q, axis = _pair(fn, p, q, axis)
-    return _reduce_jit(p, q, kind="js", axis=axis, scale=_scale(base, fn))
+    return _reduce_jit(p, q, kind="js_divergence", axis=axis, scale=_scale(base, fn))
