@@ -1,16 +1,19 @@
-"""The shared measuring helpers of the benchmark scripts (method: shared/BENCHMARKS.md).
+"""The shared measuring helpers of the benchmark scripts (method: docs/benchmarks.md).
 
+* :func:`compile_timed` compiles ahead of time and reports how long it took;
 * :func:`interleaved_medians` times compiled functions alternately (A B A B ...),
   blocking on every output, and returns each one's median;
 * :func:`copy_bandwidth` and :func:`matmul_flops` measure the machine's two ceilings in
   the same process;
-* :func:`temp_bytes` and :func:`residual_bytes` report what a function needs in memory.
+* :func:`temp_bytes` and :func:`residual_bytes` report what a function needs in memory;
+* :func:`geomean` summarizes ratios.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import statistics
 import time
@@ -26,6 +29,13 @@ def block(x: Any) -> Any:
     return jax.block_until_ready(x)
 
 
+def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """``(compiled, seconds)``: ``jax.jit(fn)`` lowered and compiled for ``args``."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
 def interleaved_medians(
     fns: dict[str, Callable[..., Any]],
     args: Sequence[Any],
@@ -33,11 +43,13 @@ def interleaved_medians(
     repeats: int = 9,
     warmup: int = 2,
     min_seconds: float = 0.0,
+    max_repeats: int = 200,
 ) -> dict[str, float]:
-    """Median wall time (s) of each already-jitted function, timed A B A B ...
+    """Median wall time (s) of each already-compiled function, timed A B A B ...
 
-    Each function is compiled and run ``warmup`` times first; then the functions take
-    turns, ``repeats`` times each (more if ``min_seconds`` has not passed).
+    Each function runs ``warmup`` times first; then the functions take turns,
+    ``repeats`` times each, and more (up to ``max_repeats``) until ``min_seconds``
+    have passed, so that short cases get enough samples on a noisy machine.
     """
     for f in fns.values():
         for _ in range(warmup):
@@ -50,7 +62,8 @@ def interleaved_medians(
             block(f(*args))
             times[name].append(time.perf_counter() - t0)
         n = len(next(iter(times.values())))
-        if n >= repeats and time.perf_counter() - start >= min_seconds:
+        elapsed = time.perf_counter() - start
+        if n >= max_repeats or (n >= repeats and elapsed >= min_seconds):
             break
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -73,10 +86,10 @@ def matmul_flops(n: int = 2048, dtype=jnp.float32, repeats: int = 7) -> float:
     return 2 * n**3 / t
 
 
-def temp_bytes(fn: Callable[..., Any], *args: Any) -> int | None:
+def temp_bytes(compiled: Any) -> int | None:
     """Compiled temporary memory (``memory_analysis().temp_size_in_bytes``)."""
     try:
-        analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+        analysis = compiled.memory_analysis()
     except Exception:  # some backends have no analysis
         return None
     return None if analysis is None else int(analysis.temp_size_in_bytes)
@@ -103,3 +116,18 @@ def residual_bytes(fn: Callable[..., Any], *args: Any) -> tuple[int, list[str]]:
         total += size * _ITEMSIZE.get(m.group(1), 4)
         rows.append(f"{m.group(1)}[{m.group(2)}]")
     return total, rows
+
+
+def geomean(values: Sequence[float]) -> float:
+    values = [v for v in values if v is not None and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def fmt_bytes(b: int | None) -> str:
+    if b is None:
+        return "n/a"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(b) < 1024:
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+    return f"{b:.1f} TiB"
