@@ -20,7 +20,9 @@ def test_quick_benchmark_suite(tmp_path):
         assert r["median_s"]["jaxloss"] > 0
         assert r["value_error"] < 1e-3
         if r["mode"] == "fwd+bwd":
-            # O(N) residuals: nothing of the logits' size beyond the inputs
-            assert r["residual_bytes"]["jaxloss"] <= 16 * r["n"], r
+            # never more kept between the passes than optax keeps (O(N) beyond the
+            # inputs with residuals="lse"; tests/test_residuals.py checks that)
+            res = r["residual_bytes"]
+            assert 0 <= res["jaxloss"] <= res["optax"], r
     saved = json.loads((tmp_path / "cpu-quick.json").read_text())
     assert saved["results"] and (tmp_path / "cpu-quick.md").read_text().startswith("###")

@@ -550,7 +550,12 @@ def test_small_integer_label_dtypes(rng):
 def test_targets_not_renormalized_and_integer_targets(rng):
     x = _logits(rng, (3, 4))
     t = _soft(rng, (3, 4))
-    np.testing.assert_allclose(CE(x, 2 * t), 2 * CE(x, t), rtol=1e-6)
+    np.testing.assert_allclose(CE(x, 0.5 * t), 0.5 * CE(x, t), rtol=1e-6)
+    # a target outside [0, 1] is out of domain: NaN for that example only
+    bad = t.copy()
+    bad[1, 2] = 1.5
+    out = np.asarray(CE(x, bad))
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
     y = np.array([0, 3, 1])
     np.testing.assert_allclose(CE(x, _one_hot(y, 4).astype(np.int32)), SPARSE(x, y), rtol=1e-6)
 

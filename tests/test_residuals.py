@@ -1,6 +1,9 @@
 """What reverse mode keeps between the forward and the backward pass: for every loss,
 the inputs themselves and O(examples) numbers, never a new array of the logits' size
-(optax keeps one)."""
+(optax keeps one). The softmax cross-entropy family and forward KL may keep the softmax
+instead, by choice (``residuals="softmax"``) or by the measured CPU policy of
+``residuals="auto"`` (docs/performance.md); they are tested here with
+``residuals="lse"``, and the policy below."""
 
 import re
 
@@ -36,20 +39,21 @@ def _inputs(rng, dtype):
     return x, t, y, w, keep
 
 
+LSE = {"residuals": "lse"}
 CASES = {
-    "sparse": lambda x, t, y, w, k: jaxloss.sparse_categorical_cross_entropy(
-        x, y, class_weights=w, label_smoothing=0.1, z_loss=1e-3, where=k, reduction="mean"
+    "sparse": lambda x, t, y, w, k, **r: jaxloss.sparse_categorical_cross_entropy(
+        x, y, class_weights=w, label_smoothing=0.1, z_loss=1e-3, where=k, reduction="mean", **r
     ),
-    "sparse_plain": lambda x, t, y, w, k: jaxloss.sparse_categorical_cross_entropy(
-        x, y, reduction="mean"
+    "sparse_plain": lambda x, t, y, w, k, **r: jaxloss.sparse_categorical_cross_entropy(
+        x, y, reduction="mean", **r
     ),
-    "categorical": lambda x, t, y, w, k: jaxloss.categorical_cross_entropy(
-        x, t, class_weights=w, label_smoothing=0.1, where=k, reduction="mean"
+    "categorical": lambda x, t, y, w, k, **r: jaxloss.categorical_cross_entropy(
+        x, t, class_weights=w, label_smoothing=0.1, where=k, reduction="mean", **r
     ),
-    "categorical_plain": lambda x, t, y, w, k: jaxloss.categorical_cross_entropy(
-        x, t, reduction="mean"
+    "categorical_plain": lambda x, t, y, w, k, **r: jaxloss.categorical_cross_entropy(
+        x, t, reduction="mean", **r
     ),
-    "kl": lambda x, t, y, w, k: jaxloss.kl_divergence(x, t, where=k, reduction="mean"),
+    "kl": lambda x, t, y, w, k, **r: jaxloss.kl_divergence(x, t, where=k, reduction="mean", **r),
     "reverse_kl": lambda x, t, y, w, k: jaxloss.reverse_kl_divergence(x, t, reduction="sum"),
     "kl_with_logits": lambda x, t, y, w, k: jaxloss.kl_divergence_with_logits(
         x, t, temperature=2.0, reduction="mean"
@@ -71,7 +75,8 @@ CASES = {
 def test_reverse_mode_keeps_no_class_sized_residual(capsys, rng, name, dtype):
     x, t, y, w, keep = _inputs(rng, dtype)
     f = CASES[name]
-    rows = _residuals(capsys, lambda x, t: f(x, t, y, w, keep), x, t)
+    kw = LSE if name in POLICY_CASES else {}
+    rows = _residuals(capsys, lambda x, t: f(x, t, y, w, keep, **kw), x, t)
     big = [r for r in rows if np.prod(r[1]) > max(N, C)]
     assert any(r[2].startswith("from the argument x") for r in big), rows
     for dt, shape, source in big:  # the inputs themselves, nothing else of their size
@@ -79,6 +84,35 @@ def test_reverse_mode_keeps_no_class_sized_residual(capsys, rng, name, dtype):
         assert dt == {jnp.float32: "f32", jnp.bfloat16: "bf16"}[dtype], rows
     small = sum(np.prod(r[1]) for r in rows if r not in big)
     assert small <= 8 * (N + C), (name, rows)
+
+
+POLICY_CASES = ("sparse", "sparse_plain", "categorical", "categorical_plain", "kl")
+
+
+@pytest.mark.parametrize("name", POLICY_CASES)
+def test_residuals_policy(capsys, rng, name):
+    """"softmax" keeps one [N, C] float32 array; "auto" does so on CPU for small logits."""
+    x, t, y, w, keep = _inputs(rng, jnp.float32)
+    f = CASES[name]
+    for residuals in ("softmax", "auto"):
+        rows = _residuals(
+            capsys, lambda x, t: f(x, t, y, w, keep, residuals=residuals), x, t
+        )
+        kept = [r for r in rows if r[1] == (N, C) and not r[2].startswith("from the argument")]
+        assert len(kept) == 1 and kept[0][0] == "f32", (residuals, rows)
+    with pytest.raises(ValueError, match="residuals must be one of"):
+        f(x, t, y, w, keep, residuals="all")
+
+
+def test_auto_policy_by_size_and_backend(monkeypatch):
+    from jaxloss import _softmax
+
+    limit = _softmax.KEEP_SOFTMAX_MAX_ELEMENTS
+    assert _softmax.keep_softmax("auto", limit) and not _softmax.keep_softmax("auto", limit + 1)
+    assert _softmax.keep_softmax("softmax", 10 * limit)
+    assert not _softmax.keep_softmax("lse", 1)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not _softmax.keep_softmax("auto", 1)  # not measured there: O(N) residuals
 
 
 def test_optax_keeps_a_class_sized_residual(capsys, rng):
@@ -91,27 +125,65 @@ def test_optax_keeps_a_class_sized_residual(capsys, rng):
 
 
 # ------------------------------------------------------------------ compiled temporaries
-# XLA writes out an intermediate it cannot fuse into a reduction (a converted copy of
-# 16-bit logits, a masked copy, a boolean array). The softmax cross-entropy family is
-# written so that neither its forward nor its backward pass allocates anything of the
-# logits' size on XLA:CPU (on GPU, XLA fuses these anyway).
+# XLA:CPU writes out an intermediate it cannot fuse into a reduction: a select, a
+# comparison, a converted copy of 16-bit inputs. The forward passes are written without
+# selects, so float32 losses without a mask allocate nothing of the logits' size, in
+# either pass. A mask (sanitized with selects in the backward pass, so that every
+# derivative order stays finite) and 16-bit inputs (one float32 copy, as for optax) do;
+# the figures are in docs/performance.md. Never more than autodiff of the formula.
 
-TEMP_CASES = {
-    k: CASES[k] for k in ("sparse", "sparse_plain", "categorical", "categorical_plain", "kl")
+TEMP_CASES = {k: CASES[k] for k in POLICY_CASES}
+
+
+def _ls(x):
+    return jax.nn.log_softmax(x.astype(jnp.float32))
+
+
+def _f(a):
+    return a.astype(jnp.float32)
+
+
+def _smooth(t, c):
+    return 0.9 * t.astype(jnp.float32) + 0.1 / c
+
+
+# What a user would write without jaxloss: autodiff of the formula (f32 inside).
+REFERENCE = {
+    "sparse": lambda x, t, y, w, k: jnp.sum(
+        _f(k) * (-jnp.sum(w * _smooth(jax.nn.one_hot(y, x.shape[1]), x.shape[1]) * _ls(x), -1)
+             + 1e-3 * jax.nn.logsumexp(x.astype(jnp.float32), -1) ** 2)
+    ) / jnp.sum(_f(k) * w[y]),
+    "sparse_plain": lambda x, t, y, w, k: -jnp.mean(jnp.take_along_axis(_ls(x), y[:, None], -1)),
+    "categorical": lambda x, t, y, w, k: jnp.sum(
+        _f(k) * -jnp.sum(w * _smooth(t, x.shape[1]) * _ls(x), -1)
+    ) / jnp.sum(_f(k) * jnp.sum(w * t.astype(jnp.float32), -1)),
+    "categorical_plain": lambda x, t, y, w, k: jnp.mean(-jnp.sum(t.astype(jnp.float32) * _ls(x), -1)),
+    "kl": lambda x, t, y, w, k: jnp.sum(
+        _f(k) * jnp.sum(jax.scipy.special.xlogy(_f(t), _f(t)).astype(jnp.float32) - _f(t) * _ls(x), -1)
+    ) / jnp.sum(_f(k)),
 }
+UNMASKED = ("sparse_plain", "categorical_plain")
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("name", sorted(TEMP_CASES))
-def test_no_logits_sized_temporaries(rng, name, dtype):
+def test_logits_sized_temporaries(rng, name, dtype):
     n, c = 256, 4096
     x = jnp.asarray(rng.standard_normal((n, c)), dtype)
     t = jnp.asarray(rng.dirichlet(np.ones(c), n), dtype)
     y = jnp.asarray(rng.integers(0, c, n), jnp.int32)
     w = jnp.asarray(rng.uniform(0.5, 2, c), jnp.float32)
     keep = jnp.asarray(rng.random(n) < 0.7)
-    loss = TEMP_CASES[name]
-    for fn in (loss, jax.grad(loss)):  # every input an argument, as in a training step
+    loss, ref = TEMP_CASES[name], REFERENCE[name]
+    np.testing.assert_allclose(loss(x, t, y, w, keep), ref(x, t, y, w, keep), rtol=2e-3)
+
+    def temp(fn):  # every input an argument, as in a training step
         compiled = jax.jit(fn).lower(x, t, y, w, keep).compile()
-        temp = compiled.memory_analysis().temp_size_in_bytes
-        assert temp < x.size * 4 / 8, (name, fn, temp)
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    f32_logits = x.size * 4
+    for ours, theirs in ((loss, ref), (jax.grad(loss), jax.grad(ref))):
+        mine = temp(ours)
+        if name in UNMASKED:  # none in float32; the one float32 copy for bfloat16
+            assert mine < f32_logits * (1 / 8 if dtype == jnp.float32 else 1 + 1 / 8), name
+        assert mine <= temp(theirs) + f32_logits / 8, (name, mine, temp(theirs))
