@@ -245,9 +245,7 @@ def _is_host_value(x: Any) -> bool:
     return isinstance(x, int | float | np.ndarray | np.generic | list | tuple)
 
 
-def check_weights(
-    value: Any, name: str, fn: str, *, upper: float | None = None
-) -> None:
+def check_weights(value: Any, name: str, fn: str, *, upper: float | None = None) -> None:
     """Trace-time check of weights given as host values: finite, ``>= 0`` (and
     ``<= upper``). Weights given as JAX arrays are checked at run time instead (NaN,
     or an error under :func:`checked`)."""

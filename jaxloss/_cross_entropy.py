@@ -51,8 +51,10 @@ class CrossEntropy(_reduction.Kernel):
             num_classes = logits.shape[self.axis]
             _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
         else:
-            rows = None if mask is None else jnp.broadcast_to(
-                _numerics.expand(mask, self.axis), targets.shape
+            rows = (
+                None
+                if mask is None
+                else jnp.broadcast_to(_numerics.expand(mask, self.axis), targets.shape)
             )
             _checks.check_in_unit_interval(self.fn, "target", targets, rows)
         if class_weights is not None:
@@ -92,7 +94,9 @@ def _value(k, logits, targets, class_weights, mask):
         half = _numerics.times((1 - k.smoothing) * w_y, h_y)
         if k.smoothing:
             bw = b if w is None else b * w
-            half = half + jnp.sum(_numerics.times(bw, _softmax.half_nll(x, stats)), k.axis, keepdims=True)
+            half = half + jnp.sum(
+                _numerics.times(bw, _softmax.half_nll(x, stats)), k.axis, keepdims=True
+            )
         loss = 2 * half
         loss = jnp.where(_softmax.labels_ok(targets, num_classes, k.axis), loss, jnp.nan)
     else:
@@ -206,7 +210,7 @@ def _run(
         smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
         z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
-        remat=not _softmax.keep_softmax(_checks.check_residuals(residuals, fn), logits.size),
+        remat=not _softmax.keep_softmax(_checks.check_residuals(residuals, fn), logits),
     )
     class_weights = _checks.check_class_weights(class_weights, logits.shape[axis], fn)
     return _reduction.apply(

@@ -304,7 +304,9 @@ def _entropy_tangent(k, logits, mask, value, stats, d_logits, _dm):
 
 
 _entropy = _numerics.custom_rule(
-    _entropy_value, _entropy_tangent, lambda k, logits, mask: _softmax.row_stats(k.axis, logits, mask)
+    _entropy_value,
+    _entropy_tangent,
+    lambda k, logits, mask: _softmax.row_stats(k.axis, logits, mask),
 )
 
 
@@ -394,7 +396,7 @@ def kl_divergence(
     """
     fn = "kl_divergence"
     residuals = _checks.check_residuals(residuals, fn)
-    size = _checks.as_array(logits, "logits", fn).size
+    logits = _checks.as_array(logits, "logits", fn)
     return _run(
         fn,
         KL,
@@ -404,7 +406,7 @@ def kl_divergence(
         axis,
         where,
         reduction,
-        remat=not _softmax.keep_softmax(residuals, size),
+        remat=not _softmax.keep_softmax(residuals, logits),
     )
 
 

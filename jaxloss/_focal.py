@@ -147,7 +147,9 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         coef = jnp.where(ok, _times(a, coef), jnp.nan)
         one_hot = _softmax.one_hot(labels, x.shape, k.axis, dtype)
         g = coef * (_softmax.softmax(x, stats) - one_hot)
-        out = out + jnp.sum(g * _numerics.mask_rows(dx.astype(dtype), mask_c), k.axis, keepdims=True)
+        out = out + jnp.sum(
+            g * _numerics.mask_rows(dx.astype(dtype), mask_c), k.axis, keepdims=True
+        )
     if da is not None:
         safe = _softmax.safe_labels(labels, x.shape[k.axis], k.axis)
         out = out + k.scale * jnp.take(da.astype(dtype), safe) * _times(2 * mod, h)

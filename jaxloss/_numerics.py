@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 from jax.custom_derivatives import SymbolicZero
 
 
@@ -48,7 +49,7 @@ KEEP_SOFTMAX = jax.checkpoint_policies.save_only_these_names(SOFTMAX)
 
 def keep(x: jax.Array) -> jax.Array:
     """Names ``x`` as the array a rule with ``remat=False`` keeps for reverse mode."""
-    return jax.ad_checkpoint.checkpoint_name(x, SOFTMAX)
+    return checkpoint_name(x, SOFTMAX)
 
 
 def custom_rule(

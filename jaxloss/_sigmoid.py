@@ -187,8 +187,18 @@ def _positive_weight(fn, pos_weight, logits):
     return pos_weight
 
 
-def _sigmoid(fn, logits, labels, *, pos_weight, where, sample_weight, label_smoothing, reduction,
-             broadcast_labels=False):
+def _sigmoid(
+    fn,
+    logits,
+    labels,
+    *,
+    pos_weight,
+    where,
+    sample_weight,
+    label_smoothing,
+    reduction,
+    broadcast_labels=False,
+):
     logits, labels, where, weights = prepare(
         fn, logits, labels, where, sample_weight, broadcast_labels=broadcast_labels
     )

@@ -210,11 +210,16 @@ def check_labels(fn, labels, mask, num_classes, ignore_index):
 KEEP_SOFTMAX_MAX_ELEMENTS = 2**24
 
 
-def keep_softmax(residuals: str, num_elements: int) -> bool:
+def keep_softmax(residuals: str, logits: jax.Array) -> bool:
     """Whether reverse mode keeps the softmax (``residuals="softmax"``) or only the
     inputs and two numbers per example (``"lse"``). ``"auto"`` keeps it on CPU for
-    logits of at most ``KEEP_SOFTMAX_MAX_ELEMENTS`` elements, where that is measured
-    to be faster, and recomputes it everywhere else."""
+    float32/float64 logits of at most ``KEEP_SOFTMAX_MAX_ELEMENTS`` elements, where
+    that is measured to be faster, and recomputes it everywhere else: for 16-bit
+    logits a kept float32 softmax would be twice their size."""
     if residuals == "auto":
-        return jax.default_backend() == "cpu" and num_elements <= KEEP_SOFTMAX_MAX_ELEMENTS
+        return (
+            jax.default_backend() == "cpu"
+            and jnp.dtype(logits.dtype).itemsize >= 4
+            and logits.size <= KEEP_SOFTMAX_MAX_ELEMENTS
+        )
     return residuals == "softmax"

@@ -155,32 +155,7 @@ def test_golden_uniform_logits_give_log_num_classes():
 # ---------------------------------------------------------------------- invariants
 
 
-@pytest.mark.parametrize("sparse", [True, False])
-def test_jit_equals_eager_value_and_grad(rng, sparse):
-    x = _logits(rng, (5, 7))
-    tgt = _labels(rng, (5,), 7) if sparse else _soft(rng, (5, 7))
-    fn = SPARSE if sparse else CE
-    kw = dict(label_smoothing=0.1, z_loss=1e-3, reduction="mean")
-
-    def loss(x):
-        return fn(x, tgt, **kw)
-
-    np.testing.assert_allclose(jax.jit(loss)(x), loss(x), rtol=1e-6)
-    np.testing.assert_allclose(jax.jit(jax.grad(loss))(x), jax.grad(loss)(x), rtol=1e-6, atol=1e-8)
-
-
-@pytest.mark.parametrize("sparse", [True, False])
-def test_vmap_equals_batch(rng, sparse):
-    x = _logits(rng, (4, 3, 6))
-    tgt = _labels(rng, (4, 3), 6) if sparse else _soft(rng, (4, 3, 6))
-    fn = SPARSE if sparse else CE
-    w = rng.uniform(0.5, 2, 6).astype(np.float32)
-    batched = fn(x, tgt, class_weights=w, label_smoothing=0.1)
-    mapped = jax.vmap(lambda a, b: fn(a, b, class_weights=w, label_smoothing=0.1))(x, tgt)
-    np.testing.assert_allclose(mapped, batched, rtol=1e-6)
-    # vmap of the mean: one mean per row of the batch
-    means = jax.vmap(lambda a, b: fn(a, b, reduction="mean"))(x, tgt)
-    np.testing.assert_allclose(means, fn(x, tgt).mean(-1), rtol=1e-6)
+# jit == eager and vmap == batch: tests/test_invariants.py, for every loss.
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
@@ -450,16 +425,15 @@ def test_masked_rows_with_nan_or_inf_get_zero_gradient(rng, sparse, bad):
         assert np.all(np.isfinite(gw))
 
 
-@pytest.mark.parametrize("opts", OPTIONS + [{"ignore_index": 2}])
-@pytest.mark.parametrize("sparse", [True, False])
-def test_fallback_path_agrees_with_reference(rng, sparse, opts):
-    # The fast path shifts by the target logit; a logit 250 above it overflows exp
-    # in float32, so the whole batch takes the row-maximum path. Row 1 carries it;
-    # row 2 is masked (when masking) and holds NaN.
+@pytest.mark.parametrize(
+    "sparse,opts",
+    [(s, o) for s in (True, False) for o in OPTIONS] + [(True, {"ignore_index": 2})],
+)
+def test_logits_far_above_the_target_agree_with_reference(rng, sparse, opts):
+    # A logit 250 above the target's (exp would overflow from the target's side) in
+    # row 1; row 2 is masked (when masking) and holds NaN.
     if sparse and "ignore_index" not in opts and "where" not in opts:
         opts = dict(opts, where="random")
-    if not sparse and "ignore_index" in opts:
-        return
     x = _logits(rng, (6, 9))
     y = _labels(rng, (6,), 9)
     y[1], y[2] = 4, 2
@@ -632,7 +606,10 @@ def test_optax_gives_nan_gradient_where_we_do_not():
     g_optax = jax.grad(lambda x: optax.softmax_cross_entropy(x, t).sum())(x)
     g_ours = jax.grad(lambda x: CE(x, t).sum())(x)
     assert np.all(np.isfinite(g_ours))
-    assert not np.all(np.isfinite(g_optax)) or np.allclose(g_ours, g_optax)
+    assert np.isnan(g_optax).any()  # what the promise is about (optax 0.2.x)
+    np.testing.assert_allclose(
+        g_ours, [[-0.5 + 1 / (1 + np.e), 0.0, -0.5 + np.e / (1 + np.e)]], rtol=1e-6
+    )
 
 
 # -------------------------------------------------------------------------- errors

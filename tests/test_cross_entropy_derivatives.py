@@ -44,6 +44,12 @@ def _masked_reference(loss_fn, weight_fn, where, reduction):
     return reduce
 
 
+# Second order on the richest option set with the weighted mean (one per loss); first
+# order everywhere else (the suite's time budget).
+def _order(opts, reduction):
+    return 2 if opts == OPTS[-1] and reduction == "mean" else 1
+
+
 OPTS = [
     dict(),
     dict(label_smoothing=0.2),
@@ -67,8 +73,9 @@ def test_categorical_rules_against_autodiff_and_finite_differences(rng, opts, re
         where,
         reduction,
     )
-    report = check_derivatives(fn, reference, x, t, w, order=2)
-    assert {"fwd", "rev", "fwd-rev", "rev-fwd", "fwd-fwd", "rev-rev"} <= set(report)
+    report = check_derivatives(fn, reference, x, t, w, order=_order(opts, reduction))
+    if _order(opts, reduction) == 2:
+        assert {"fwd", "rev", "fwd-rev", "rev-fwd", "fwd-fwd", "rev-rev"} <= set(report)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean"])
@@ -87,7 +94,7 @@ def test_sparse_rules_against_autodiff_and_finite_differences(rng, opts, reducti
         y != -100,
         reduction,
     )
-    check_derivatives(fn, reference, x, w, order=2)
+    check_derivatives(fn, reference, x, w, order=_order(opts, reduction))
 
 
 def test_rules_with_axis_and_no_class_weights(rng):
@@ -98,12 +105,14 @@ def test_rules_with_axis_and_no_class_weights(rng):
         lambda x, t: ref.jnp_categorical(x, t, axis=1, label_smoothing=0.1, z_loss=0.1),
         x,
         t,
+        order=1,
     )
     y = rng.integers(0, 5, (3, 2)).astype(np.int32)
     check_derivatives(
         lambda x: SPARSE(x, y, axis=1, reduction="sum"),
         lambda x: ref.jnp_categorical(x, np.moveaxis(np.eye(5)[y], -1, 1), axis=1).sum(),
         x,
+        order=1,
     )
 
 

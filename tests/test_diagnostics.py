@@ -53,8 +53,12 @@ def test_histogram_is_jittable_and_vmappable(rng):
     np.testing.assert_allclose(
         batched[1], diagnostics.loss_histogram(losses[1], bins=10, range=(0.0, 5.0))[1]
     )
-    # range=None works under jit as well (computed on device)
-    jax.jit(lambda v: diagnostics.loss_histogram(v, bins=4))(losses[0])
+    # range=None works under jit as well (computed on device), and agrees with eager
+    e3, fr3 = jax.jit(lambda v: diagnostics.loss_histogram(v, bins=4))(losses[0])
+    e4, fr4 = diagnostics.loss_histogram(losses[0], bins=4)
+    np.testing.assert_allclose(e3, e4, rtol=1e-6)
+    np.testing.assert_allclose(fr3, fr4)
+    assert float(fr3.sum()) == pytest.approx(1.0) and e3[0] == losses[0].min()
 
 
 def test_histogram_errors():

@@ -71,7 +71,10 @@ def test_sigmoid_focal_derivatives(rng, gamma):
         p_t = p * z + (1 - p) * (1 - z)
         return (a * z + (1 - a) * (1 - z)) * ce * (1 - p_t) ** gamma
 
-    check_derivatives(lambda x, z, a: SFL(x, z, alpha=a, gamma=gamma), reference, x, z, a)
+    order = 2 if gamma == 2.0 else 1  # second order on one option set
+    check_derivatives(
+        lambda x, z, a: SFL(x, z, alpha=a, gamma=gamma), reference, x, z, a, order=order
+    )
 
 
 @pytest.mark.parametrize("alpha", [None, 0.5, "array"])
@@ -123,7 +126,8 @@ def test_softmax_focal_derivatives(rng, gamma):
         lp = jax.nn.log_softmax(x)[jnp.arange(4), y]
         return -a[y] * (1 - jnp.exp(lp)) ** gamma * lp
 
-    check_derivatives(lambda x, a: MFL(x, y, alpha=a, gamma=gamma), reference, x, a)
+    order = 2 if gamma == 2.0 else 1  # second order on one option set
+    check_derivatives(lambda x, a: MFL(x, y, alpha=a, gamma=gamma), reference, x, a, order=order)
 
 
 def test_softmax_focal_edges(rng):

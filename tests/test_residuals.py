@@ -91,13 +91,11 @@ POLICY_CASES = ("sparse", "sparse_plain", "categorical", "categorical_plain", "k
 
 @pytest.mark.parametrize("name", POLICY_CASES)
 def test_residuals_policy(capsys, rng, name):
-    """"softmax" keeps one [N, C] float32 array; "auto" does so on CPU for small logits."""
+    """ "softmax" keeps one [N, C] float32 array; "auto" does so on CPU for small logits."""
     x, t, y, w, keep = _inputs(rng, jnp.float32)
     f = CASES[name]
     for residuals in ("softmax", "auto"):
-        rows = _residuals(
-            capsys, lambda x, t: f(x, t, y, w, keep, residuals=residuals), x, t
-        )
+        rows = _residuals(capsys, lambda x, t: f(x, t, y, w, keep, residuals=residuals), x, t)
         kept = [r for r in rows if r[1] == (N, C) and not r[2].startswith("from the argument")]
         assert len(kept) == 1 and kept[0][0] == "f32", (residuals, rows)
     with pytest.raises(ValueError, match="residuals must be one of"):
@@ -108,11 +106,16 @@ def test_auto_policy_by_size_and_backend(monkeypatch):
     from jaxloss import _softmax
 
     limit = _softmax.KEEP_SOFTMAX_MAX_ELEMENTS
-    assert _softmax.keep_softmax("auto", limit) and not _softmax.keep_softmax("auto", limit + 1)
-    assert _softmax.keep_softmax("softmax", 10 * limit)
-    assert not _softmax.keep_softmax("lse", 1)
+
+    def logits(n, dtype=jnp.float32):  # only shape and dtype are read
+        return jax.ShapeDtypeStruct((n,), dtype)
+
+    keep = _softmax.keep_softmax
+    assert keep("auto", logits(limit)) and not keep("auto", logits(limit + 1))
+    assert not keep("auto", logits(8, jnp.bfloat16))  # a float32 softmax: 2x the logits
+    assert keep("softmax", logits(10 * limit)) and not keep("lse", logits(1))
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert not _softmax.keep_softmax("auto", 1)  # not measured there: O(N) residuals
+    assert not keep("auto", logits(1))  # not measured there: O(N) residuals
 
 
 def test_optax_keeps_a_class_sized_residual(capsys, rng):
@@ -149,18 +152,33 @@ def _smooth(t, c):
 
 # What a user would write without jaxloss: autodiff of the formula (f32 inside).
 REFERENCE = {
-    "sparse": lambda x, t, y, w, k: jnp.sum(
-        _f(k) * (-jnp.sum(w * _smooth(jax.nn.one_hot(y, x.shape[1]), x.shape[1]) * _ls(x), -1)
-             + 1e-3 * jax.nn.logsumexp(x.astype(jnp.float32), -1) ** 2)
-    ) / jnp.sum(_f(k) * w[y]),
+    "sparse": lambda x, t, y, w, k: (
+        jnp.sum(
+            _f(k)
+            * (
+                -jnp.sum(w * _smooth(jax.nn.one_hot(y, x.shape[1]), x.shape[1]) * _ls(x), -1)
+                + 1e-3 * jax.nn.logsumexp(x.astype(jnp.float32), -1) ** 2
+            )
+        )
+        / jnp.sum(_f(k) * w[y])
+    ),
     "sparse_plain": lambda x, t, y, w, k: -jnp.mean(jnp.take_along_axis(_ls(x), y[:, None], -1)),
-    "categorical": lambda x, t, y, w, k: jnp.sum(
-        _f(k) * -jnp.sum(w * _smooth(t, x.shape[1]) * _ls(x), -1)
-    ) / jnp.sum(_f(k) * jnp.sum(w * t.astype(jnp.float32), -1)),
-    "categorical_plain": lambda x, t, y, w, k: jnp.mean(-jnp.sum(t.astype(jnp.float32) * _ls(x), -1)),
-    "kl": lambda x, t, y, w, k: jnp.sum(
-        _f(k) * jnp.sum(jax.scipy.special.xlogy(_f(t), _f(t)).astype(jnp.float32) - _f(t) * _ls(x), -1)
-    ) / jnp.sum(_f(k)),
+    "categorical": lambda x, t, y, w, k: (
+        jnp.sum(_f(k) * -jnp.sum(w * _smooth(t, x.shape[1]) * _ls(x), -1))
+        / jnp.sum(_f(k) * jnp.sum(w * t.astype(jnp.float32), -1))
+    ),
+    "categorical_plain": lambda x, t, y, w, k: jnp.mean(
+        -jnp.sum(t.astype(jnp.float32) * _ls(x), -1)
+    ),
+    "kl": lambda x, t, y, w, k: (
+        jnp.sum(
+            _f(k)
+            * jnp.sum(
+                jax.scipy.special.xlogy(_f(t), _f(t)).astype(jnp.float32) - _f(t) * _ls(x), -1
+            )
+        )
+        / jnp.sum(_f(k))
+    ),
 }
 UNMASKED = ("sparse_plain", "categorical_plain")
 
