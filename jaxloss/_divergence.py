@@ -172,50 +172,50 @@ class ReverseKL(_Divergence):
 # d KL = sum_c (p_c - q_c) dx_c / T + sum_c q_c (log q_c - log p_c - KL) dy_c / T
 
 
-def _scaled(k, logits, mask):
-    """``(logits - row max) / T`` in the compute dtype (masked rows: garbage)."""
+def _half_scaled(k, logits):
+    """``(logits - row max) / (2T)`` in the compute dtype (masked rows: garbage):
+    halved, so that a row spanning the whole float range does not overflow."""
     dtype = _numerics.compute_dtype(logits)
     m = _softmax.row_max(logits, k.axis, dtype)
-    x = logits.astype(dtype)
-    return (x / 2 - m / 2) * (2 / k.temperature)
+    return (logits.astype(dtype) / 2 - m / 2) / k.temperature
 
 
 def _kl_logits_stats(k, logits, target_logits, mask):
     return (
-        _softmax.row_stats(k.axis, _scaled(k, logits, mask), mask),
-        _softmax.row_stats(k.axis, _scaled(k, target_logits, mask), mask),
+        _softmax.row_stats(k.axis, 2 * _half_scaled(k, logits), mask),
+        _softmax.row_stats(k.axis, 2 * _half_scaled(k, target_logits), mask),
     )
 
 
 def _kl_logits_parts(k, logits, target_logits, mask, stats):
+    """``p``, ``q``, ``q == 0`` and ``(log q - log p) / 2`` (finite wherever the true
+    value is representable, ``+inf`` at a ``-inf`` student logit)."""
     mask_c = _numerics.expand(mask, k.axis)
-    a = _numerics.mask_rows(_scaled(k, logits, mask), mask_c)
-    b = _numerics.mask_rows(_scaled(k, target_logits, mask), mask_c)
-    log_p, _ = _log_softmax(a, stats[0])
-    log_q, q_zero = _log_softmax(b, stats[1])
-    p_zero = _softmax.softmax(a, stats[0]) == 0
-    # log q - log p where q > 0 (+inf if p = 0 there), 0 where q = 0
-    ratio = jnp.where(q_zero, 0, log_q - jnp.where(p_zero, -jnp.inf, log_p))
-    return _softmax.softmax(a, stats[0]), _softmax.softmax(b, stats[1]), q_zero, ratio
+    a = _numerics.mask_rows(_half_scaled(k, logits), mask_c)
+    b = _numerics.mask_rows(_half_scaled(k, target_logits), mask_c)
+    p = _softmax.softmax(2 * a, stats[0])
+    q = _softmax.softmax(2 * b, stats[1])
+    half_ratio = (b - a) + (stats[0].lse - stats[1].lse) / 2
+    return p, q, q == 0, half_ratio
 
 
 def _kl_logits_value(k, logits, target_logits, mask):
     stats = _kl_logits_stats(k, logits, target_logits, mask)
-    _, q, q_zero, ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
-    terms = jnp.where(q_zero, 0, q * ratio)
-    return _finish(jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+    _, q, q_zero, half_ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
+    terms = jnp.where(q_zero, 0, q * half_ratio)  # a class the teacher rules out adds 0
+    return _finish(2 * jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
 
 
 def _kl_logits_tangent(k, logits, target_logits, mask, value, stats, dx, dy, _dm):
     dtype = _numerics.compute_dtype(logits)
-    p, q, q_zero, ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
+    p, q, q_zero, half_ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
     out = 0
     if dx is not None:
         g = (p - q) / k.temperature
         out = out + jnp.sum(g * _dtangent(dx, mask, k.axis, dtype), k.axis, keepdims=True)
     if dy is not None:
-        kl = jnp.expand_dims(value, k.axis)
-        g = jnp.where(q_zero, 0, q * (ratio - kl)) / k.temperature
+        half_kl = jnp.expand_dims(value, k.axis) / 2
+        g = jnp.where(q_zero, 0, q * (2 * (half_ratio - half_kl))) / k.temperature
         out = out + jnp.sum(g * _dtangent(dy, mask, k.axis, dtype), k.axis, keepdims=True)
     return _finish(jnp.broadcast_to(out, stats[0].sum_exp.shape), mask, k.axis)
 

@@ -126,6 +126,8 @@ def _histogram(losses, where, *, bins, range):
     x = losses.astype(dtype).ravel()
     include = jnp.ones(x.shape, bool) if where is None else where.ravel()
     finite = include & jnp.isfinite(x)
+    if range is None and x.size == 0:  # no examples: the documented (0, 1)
+        range = (0.0, 1.0)
     if range is None:
         any_finite = jnp.any(finite)
         lo = jnp.where(any_finite, jnp.min(jnp.where(finite, x, jnp.inf)), 0)

@@ -1,0 +1,200 @@
+"""Regression tests for the bugs a fuzzer found (issue 10), each with its minimal
+reproducer and a neighbour of the same kind, and for the bad inputs that used to give a
+finite, meaningless number."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+
+KLL = jaxloss.kl_divergence_with_logits
+SPARSE = jaxloss.sparse_categorical_cross_entropy
+CE = jaxloss.categorical_cross_entropy
+
+
+# 1. Temperature not a power of two with a large finite teacher logit.
+@pytest.mark.parametrize("temperature", [3.0, 10.0, 0.3, 7.0])
+@pytest.mark.parametrize("big", [1e12, 1e30, 3e38])
+def test_kl_with_logits_large_teacher_logit(temperature, big):
+    x = jnp.zeros((2, 2))
+    y = jnp.array([[0.0, 0.0], [0.0, big]])
+    np.testing.assert_allclose(KLL(x, y, temperature=temperature), [0, math.log(2)], rtol=1e-6)
+    # the same row alone gives the same value: no dependence on the batch
+    np.testing.assert_allclose(KLL(x[1:], y[1:], temperature=temperature), [math.log(2)])
+    gx, gy = jax.grad(lambda x, y: KLL(x, y, temperature=temperature).sum(), (0, 1))(x, y)
+    np.testing.assert_allclose(gx[1], np.array([0.5, -0.5]) / temperature, rtol=1e-6)
+    assert np.all(np.isfinite(gy)) and np.all(gy[1] == 0)
+
+
+def test_kl_with_logits_single_class_has_zero_gradient():
+    g = jax.grad(lambda y: KLL(jnp.zeros((1, 1)), y, temperature=3.0).sum())(jnp.array([[1e6]]))
+    assert g[0, 0] == 0.0
+
+
+# 2. A temperature below 1 must not overflow.
+def test_kl_with_logits_small_temperature():
+    out = KLL(jnp.array([[-1e4, 0.0]]), jnp.array([[0.0, 3e38]]), temperature=0.5)
+    np.testing.assert_array_equal(out, [0.0])
+
+
+def test_kl_with_logits_underflowing_student_probability_is_finite():
+    # p_1 = e^-1000 underflows, but log p_1 = -1000 is finite: KL is about 499.3
+    out = KLL(jnp.array([[0.0, -1000.0]]), jnp.zeros((1, 2)))
+    np.testing.assert_allclose(out, [0.5 * 1000 - math.log(2) + 0 * 1.0], rtol=1e-5)
+
+
+# 3. Rows spanning more than the float range, with a representable loss.
+def test_huge_span_values():
+    x = jnp.array([[3e38, -3e38]])
+    np.testing.assert_allclose(CE(x, jnp.array([[0.5, 0.5]])), [3e38], rtol=1e-6)
+    w = jnp.array([1.0, 1e-3])
+    np.testing.assert_allclose(SPARSE(x, jnp.array([1]), class_weights=w), [6e35], rtol=1e-6)
+    np.testing.assert_allclose(jaxloss.kl_divergence(x, jnp.array([[0.5, 0.5]])), [3e38], rtol=1e-6)
+    np.testing.assert_allclose(KLL(x, jnp.zeros((1, 2))), [3e38], rtol=1e-6)
+    focal = jaxloss.softmax_focal_loss(x, jnp.array([1]), alpha=jnp.array([1.0, 1e-3]), gamma=0.0)
+    np.testing.assert_allclose(focal, [6e35], rtol=1e-6)
+    # smoothing over 300 classes: 0.1/300 * (298 * 3e38 + 6e38)
+    x300 = jnp.zeros((1, 300)).at[0, 0].set(3e38).at[0, 1].set(-3e38)
+    np.testing.assert_allclose(
+        SPARSE(x300, jnp.array([0]), label_smoothing=0.1), [0.1 / 300 * 300 * 3e38], rtol=1e-5
+    )
+
+
+def test_huge_span_gradients():
+    x = jnp.array([[3e38, -3e38]])
+    gy = jax.grad(lambda y: KLL(x, y).sum())(jnp.zeros((1, 2)))
+    np.testing.assert_allclose(gy, [[-1.5e38, 1.5e38]], rtol=1e-6)
+    gx = jax.grad(lambda x: CE(x, jnp.array([[0.5, 0.5]])).sum())(x)
+    np.testing.assert_allclose(gx, [[0.5, -0.5]])
+
+
+# 4. Focal loss at gamma 0 equals class-weighted cross-entropy, -inf logits included.
+def test_focal_gamma_zero_equals_weighted_ce_with_neg_inf():
+    x = jnp.array([[0.0, -jnp.inf], [0.0, 1.0]])
+    y = jnp.array([1, 0])
+    a = jnp.array([1.0, 0.0])
+    focal = jaxloss.softmax_focal_loss(x, y, alpha=a, gamma=0.0)
+    np.testing.assert_allclose(focal, SPARSE(x, y, class_weights=a))
+    np.testing.assert_allclose(focal, [0.0, math.log(1 + math.e)], rtol=1e-6)
+    assert jaxloss.softmax_focal_loss(x, y, alpha=a, gamma=0.0, reduction="sum") >= 0
+
+
+# 5. Reverse-over-reverse equals the Hessian and stays finite.
+def _all_second_orders(f, x):
+    h = jax.hessian(f)(x)
+    for name, g in {
+        "rev-rev": jax.jacrev(jax.jacrev(f)),
+        "fwd-rev": jax.jacfwd(jax.jacrev(f)),
+        "rev-fwd": jax.jacrev(jax.jacfwd(f)),
+        "fwd-fwd": jax.jacfwd(jax.jacfwd(f)),
+    }.items():
+        got = g(x)
+        assert np.all(np.isfinite(got)), name
+        np.testing.assert_allclose(got, h, rtol=1e-5, atol=1e-7, err_msg=name)
+    return h
+
+
+def test_reverse_kl_second_order_with_neg_inf_logit():
+    t = jnp.array([[0.3, 0.2, 0.5]])
+    h = _all_second_orders(
+        lambda x: jaxloss.reverse_kl_divergence(x, t).sum(), jnp.array([[1.0, -jnp.inf, 2.0]])
+    )
+    assert np.all(h.reshape(3, 3)[1] == 0)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_masked_rows_second_order_are_exactly_zero(sparse):
+    x = jnp.array([[1.0, 0.5, 2.0], [jnp.nan, 0.0, jnp.inf]])
+    where = jnp.array([True, False])
+    if sparse:
+        f = lambda x: SPARSE(x, jnp.array([0, 1]), where=where, reduction="sum")  # noqa: E731
+    else:
+        t = jnp.array([[0.2, 0.3, 0.5], [jnp.nan, 2.0, -1.0]])
+        f = lambda x: CE(x, t, where=where, reduction="sum")  # noqa: E731
+    h = _all_second_orders(f, x).reshape(6, 6)
+    assert np.all(h[3:] == 0) and np.all(h[:, 3:] == 0)
+
+
+# 6. Empty batches and no classes.
+def test_empty_batch_with_tuple_axes():
+    out = SPARSE(jnp.zeros((0, 2, 3)), jnp.zeros((0,), jnp.int32), axis=(1, 2))
+    assert out.shape == (0,)
+    assert (
+        SPARSE(jnp.zeros((0, 2, 3)), jnp.zeros((0,), jnp.int32), axis=(1, 2), reduction="mean") == 0
+    )
+
+
+def test_no_classes_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"logits of shape \(3, 0\) has no classes"):
+        SPARSE(jnp.zeros((3, 0)), jnp.zeros((3,), jnp.int32))
+    with pytest.raises(ValueError, match="logits"):
+        CE(jnp.zeros((3, 0)), jnp.zeros((3, 0)))
+
+
+# 7. Class axes are flattened in the order given, as optax does.
+def test_axis_order_is_the_flattening_order():
+    x = jnp.arange(6.0).reshape(1, 2, 3)
+    y = jnp.array([1])
+    ours = SPARSE(x, y, axis=(2, 1))
+    np.testing.assert_allclose(ours, [2.4561934], rtol=1e-6)
+    np.testing.assert_allclose(
+        ours, optax.softmax_cross_entropy_with_integer_labels(x, y, axis=(2, 1)), rtol=1e-6
+    )
+
+
+# 8. The gradient with respect to soft targets, where lse - x_c cancels.
+def test_targets_gradient_precision():
+    x = jnp.array([20.0, 10.0, -40.0])
+    g = jax.grad(lambda t: CE(x, t))(jnp.array([0.0, 0.5, 0.5]))
+    exact = math.log1p(math.exp(-10) + math.exp(-60))  # -log p_0
+    np.testing.assert_allclose(g[0], exact, rtol=1e-3)  # was 0.8% off
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_static_values_raise_naming_the_argument():
+    x, y = jnp.zeros((2, 3)), jnp.array([0, 1])
+    with pytest.raises(ValueError, match=r"class_weights must be finite and >= 0"):
+        SPARSE(x, y, class_weights=np.array([1.0, -1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\], got 1.5"):
+        jaxloss.sigmoid_focal_loss(x, jnp.ones_like(x), alpha=np.float32(1.5))
+    with pytest.raises(ValueError, match="temperature must be finite"):
+        KLL(x, x, temperature=float("inf"))
+    with pytest.raises(ValueError, match="gamma must be finite"):
+        jaxloss.sigmoid_focal_loss(x, jnp.ones_like(x), gamma=float("inf"))
+    with pytest.raises(ValueError, match=r"axis=5 is out of range for logits of shape \(2, 3\)"):
+        SPARSE(x, y, axis=5)
+    with pytest.raises(ValueError, match="^softmax_cross_entropy_with_integer_labels: labels"):
+        jaxloss.softmax_cross_entropy_with_integer_labels(x, jnp.zeros((3,), jnp.int32))
+
+
+def test_bad_run_time_values_are_nan_and_checked_raises():
+    x, y = jnp.zeros((2, 3)), jnp.array([0, 1])
+    cases = {
+        "class weight": lambda w: SPARSE(x, y, class_weights=w, reduction="mean"),
+        "alpha": lambda a: jaxloss.softmax_focal_loss(x, y, alpha=a),
+        "pos_weight": lambda q: jaxloss.sigmoid_cross_entropy(x, jnp.ones_like(x), pos_weight=q),
+    }
+    bad = jnp.array([1.0, -1.0, 0.0])
+    for name, f in cases.items():
+        assert np.isnan(jax.jit(f)(bad)).any(), name
+    assert np.isnan(
+        jax.jit(lambda a: jaxloss.sigmoid_focal_loss(x, jnp.ones_like(x), alpha=a))(1.5)
+    ).all()
+    assert np.isnan(jaxloss.sigmoid_cross_entropy(x, 2 * jnp.ones_like(x))).all()
+    assert np.isnan(jaxloss.binary_cross_entropy(jnp.full(2, 0.5), jnp.array([2.0, 0.0])))[0]
+    js = jaxloss.js_divergence(x, jnp.array([[1.5, -0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    assert np.isnan(js[0]) and js[1] == pytest.approx(0.0, abs=1e-7)
+    assert np.isnan(jaxloss.info.information(1.5))
+    with pytest.raises(Exception, match=r"target 1.5 \(at flat index 0\) is outside \[0, 1\]"):
+        jaxloss.checked(CE)(jnp.zeros((1, 3)), jnp.array([[1.5, -0.5, 0.0]]))
+
+
+def test_loss_histogram_of_nothing():
+    edges, fractions = jaxloss.diagnostics.loss_histogram(jnp.zeros((0,)), bins=2)
+    np.testing.assert_allclose(edges, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(fractions, [0.0, 0.0])
