@@ -154,7 +154,7 @@ def _tangent(
         if k.z_loss:
             coef = coef + 2 * k.z_loss * stats.lse
         coef = _numerics.nan_where_not(ok, coef)  # a NaN gradient for bad labels or targets
-        g = coef * _softmax.softmax(x, stats) - s
+        g = coef * _softmax.softmax(x, stats, None if k.remat else logits.dtype) - s
         dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
         out = out + jnp.sum(g * dx, k.axis, keepdims=True)
     if d_targets is not None or d_cw is not None:
@@ -314,7 +314,7 @@ def categorical_cross_entropy(
         example is masked, where PyTorch gives NaN).
       residuals: what reverse mode keeps between the forward and the backward pass:
         ``"lse"`` the inputs and two numbers per example (the softmax is recomputed),
-        ``"softmax"`` also a logits-sized float32 array (no recomputation), ``"auto"``
+        ``"softmax"`` also the softmax, logits-sized (no recomputation), ``"auto"``
         (default) ``"softmax"`` on CPU for at most 2**24 logits, where recomputing
         costs more than keeping, else ``"lse"``.
 

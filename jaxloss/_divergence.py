@@ -98,7 +98,7 @@ def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
     out = 0
     if d_logits is not None:
         coef = _numerics.nan_where_not(ok, jnp.sum(t, k.axis, keepdims=True))
-        g = coef * _softmax.softmax(x, stats) - t
+        g = coef * _softmax.softmax(x, stats, None if k.remat else logits.dtype) - t
         out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
     if d_targets is not None:  # log t + 1 - log p, 0 for a class with a -inf logit
         g = _numerics.safe_log(t) + 1 + 2 * _softmax.half_nll(x, stats)

@@ -138,10 +138,18 @@ def sanitized_logits(logits: jax.Array, mask: jax.Array | None, axis: int) -> ja
     return _numerics.mask_rows(x, _numerics.expand(mask, axis))
 
 
-def softmax(x: jax.Array, stats: RowStats) -> jax.Array:
+def softmax(x: jax.Array, stats: RowStats, keep_in=None) -> jax.Array:
     """``p_c = exp(x_c - m) / sum_exp``: the same ``exp(x_c - m)`` as the forward
-    pass's, so that XLA computes it once when the softmax is kept."""
-    return _numerics.keep(jnp.exp(x - stats.row_max) / stats.sum_exp)
+    pass's, so that XLA computes it once when the softmax is kept.
+
+    ``keep_in``: the dtype a kept softmax is stored in (``residuals="softmax"``). For
+    16-bit logits it is their own dtype: the kept array is then no larger than the
+    logits, and its rounding (2**-9 relative) is that of the 16-bit gradient anyway.
+    """
+    p = jnp.exp(x - stats.row_max) / stats.sum_exp
+    if keep_in is not None and jnp.dtype(keep_in).itemsize < p.dtype.itemsize:
+        return _numerics.keep(p.astype(keep_in)).astype(p.dtype)
+    return _numerics.keep(p)
 
 
 def half_nll(x: jax.Array, stats: RowStats) -> jax.Array:
@@ -213,13 +221,9 @@ KEEP_SOFTMAX_MAX_ELEMENTS = 2**24
 def keep_softmax(residuals: str, logits: jax.Array) -> bool:
     """Whether reverse mode keeps the softmax (``residuals="softmax"``) or only the
     inputs and two numbers per example (``"lse"``). ``"auto"`` keeps it on CPU for
-    float32/float64 logits of at most ``KEEP_SOFTMAX_MAX_ELEMENTS`` elements, where
-    that is measured to be faster, and recomputes it everywhere else: for 16-bit
-    logits a kept float32 softmax would be twice their size."""
+    logits of at most ``KEEP_SOFTMAX_MAX_ELEMENTS`` elements, where that is measured
+    to be faster, and recomputes it everywhere else (``docs/performance.md``). A kept
+    softmax is stored in the logits' dtype when that is 16-bit (see :func:`softmax`)."""
     if residuals == "auto":
-        return (
-            jax.default_backend() == "cpu"
-            and jnp.dtype(logits.dtype).itemsize >= 4
-            and logits.size <= KEEP_SOFTMAX_MAX_ELEMENTS
-        )
+        return jax.default_backend() == "cpu" and logits.size <= KEEP_SOFTMAX_MAX_ELEMENTS
     return residuals == "softmax"
