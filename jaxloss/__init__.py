@@ -21,6 +21,7 @@ from ._divergence import kl_divergence_with_logits as kl_divergence_with_logits
 from ._divergence import reverse_kl_divergence as reverse_kl_divergence
 from ._focal import sigmoid_focal_loss as sigmoid_focal_loss
 from ._focal import softmax_focal_loss as softmax_focal_loss
+from ._linear import linear_cross_entropy as linear_cross_entropy
 from ._sigmoid import binary_cross_entropy as binary_cross_entropy
 from ._sigmoid import sigmoid_binary_cross_entropy as sigmoid_binary_cross_entropy
 from ._sigmoid import sigmoid_cross_entropy as sigmoid_cross_entropy

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -71,3 +72,27 @@ def test_ce_vs_mse(capsys, tmp_path):
     _backend_line(out)
     assert "CE gradient -1.0000" in out  # the confidently wrong end: CE still pushes
     assert plot.read_bytes()[:4] == b"\x89PNG" and set(result) == {"cross_entropy", "squared_error"}
+
+
+def test_language_model(capsys):
+    pytest.importorskip("tokenizers")
+    result = _load("language_model").main(
+        [
+            "--steps",
+            "2",
+            "--corpus-mb",
+            "0.2",
+            "--vocab-size",
+            "1024",
+            "--dim",
+            "32",
+            "--seq-len",
+            "16",
+            "--batch",
+            "4",
+        ]
+    )
+    out = capsys.readouterr().out
+    _backend_line(out)
+    assert "compiled temporaries of a gradient step" in out
+    assert np.isfinite(result["test_loss"]) and result["vocab"] > 256

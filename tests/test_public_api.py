@@ -20,6 +20,7 @@ PUBLIC = {
     "kl_divergence_with_logits",
     "js_divergence",
     "entropy",
+    "linear_cross_entropy",
     "checked",
     "info",
     "diagnostics",

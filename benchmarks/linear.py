@@ -1,0 +1,190 @@
+"""Fused linear + cross-entropy against the unfused head (docs/benchmarks.md).
+
+    python benchmarks/linear.py            # N=2048, D=512, C=32768, plus compile-only 8192x1024x131072
+    python benchmarks/linear.py --quick    # tiny shapes (the test suite runs this)
+
+A training step's loss and gradients with respect to (hidden, weight):
+``jaxloss.linear_cross_entropy`` (fused), ``sparse_categorical_cross_entropy(h @ W)``
+and ``optax.softmax_cross_entropy_with_integer_labels(h @ W)`` (unfused), interleaved.
+The roofline figure is 6 N D C flops (the floor) over the time, as a fraction of the
+matmul rate measured in the same run. Writes ``results/linear-<backend>[-quick].{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import timing  # noqa: E402
+
+import jaxloss  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _impls():
+    def fused(h, w, y):
+        return jaxloss.linear_cross_entropy(h, w, y, reduction="mean")
+
+    def unfused(h, w, y):
+        return jaxloss.sparse_categorical_cross_entropy(h @ w, y, reduction="mean")
+
+    def optax_unfused(h, w, y):
+        z = jnp.matmul(h, w, preferred_element_type=jnp.float32)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(z, y))
+
+    return {"fused": fused, "unfused": unfused, "optax": optax_unfused}
+
+
+def _inputs(n, d, c, dtype):
+    k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
+    h = jax.random.normal(k1, (n, d), jnp.float32).astype(dtype)
+    w = (jax.random.normal(k2, (d, c), jnp.float32) / np.sqrt(d)).astype(dtype)
+    return h, w, jax.random.randint(k3, (n,), 0, c)
+
+
+def run_step(n, d, c, dtype, flops, args) -> dict:
+    h, w, y = _inputs(n, d, c, dtype)
+    step = {k: jax.value_and_grad(f, argnums=(0, 1)) for k, f in _impls().items()}
+    compiled, compile_s = {}, {}
+    for k, f in step.items():
+        compiled[k], compile_s[k] = timing.compile_timed(f, h, w, y)
+    outs = {k: timing.block(f(h, w, y)) for k, f in compiled.items()}
+    err = abs(float(outs["fused"][0]) - float(outs["unfused"][0]))
+    gerr = float(
+        jnp.max(
+            jnp.abs(
+                outs["fused"][1][1].astype(jnp.float32) - outs["unfused"][1][1].astype(jnp.float32)
+            )
+        )
+    )
+    assert err < 1e-3 and gerr < 1e-3, (err, gerr)
+    medians = timing.interleaved_medians(
+        compiled, (h, w, y), repeats=args.repeats, min_seconds=args.min_seconds
+    )
+    return {
+        "n": n,
+        "d": d,
+        "c": c,
+        "dtype": jnp.dtype(dtype).name,
+        "median_s": medians,
+        "compile_s": compile_s,
+        "ratio_vs_unfused": medians["fused"] / medians["unfused"],
+        "ratio_vs_optax": medians["fused"] / medians["optax"],
+        "temp_bytes": {k: timing.temp_bytes(f) for k, f in compiled.items()},
+        "roofline": 6 * n * d * c / medians["fused"] / flops,
+        "value_error": err,
+        "grad_error": gerr,
+    }
+
+
+def compile_only(n, d, c, dtype) -> dict:
+    shapes = (
+        jax.ShapeDtypeStruct((n, d), dtype),
+        jax.ShapeDtypeStruct((d, c), dtype),
+        jax.ShapeDtypeStruct((n,), jnp.int32),
+    )
+    temps = {}
+    for k, f in _impls().items():
+        compiled = jax.jit(jax.value_and_grad(f, argnums=(0, 1))).lower(*shapes).compile()
+        temps[k] = timing.temp_bytes(compiled)
+    return {"n": n, "d": d, "c": c, "dtype": jnp.dtype(dtype).name, "temp_bytes": temps}
+
+
+def markdown(report) -> str:
+    env = report["env"]
+    lines = [
+        f"### Fused linear + cross-entropy, {env['backend']} ({env['device']}), jax {env['jax']}",
+        "",
+        f"Measured {env['date']} with `{env['command']}`: matmul {env['matmul_gflops']:.0f} "
+        "GFLOP/s. fwd+bwd of the mean loss w.r.t. (hidden, weight); ratios below 1 mean "
+        "the fused loss is faster; roofline = 6 N D C / time / matmul rate.",
+        "",
+        "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) | vs unfused "
+        "| temp fused / unfused / optax | roofline |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["steps"]:
+        m, t = r["median_s"], r["temp_bytes"]
+        lines.append(
+            f"| {r['n']} x {r['d']} x {r['c']} | {r['dtype']} | {m['fused'] * 1e3:.1f} ms | "
+            f"{m['unfused'] * 1e3:.1f} ms | {m['optax'] * 1e3:.1f} ms | "
+            f"{r['ratio_vs_unfused']:.2f}x | {timing.fmt_bytes(t['fused'])} / "
+            f"{timing.fmt_bytes(t['unfused'])} / {timing.fmt_bytes(t['optax'])} | "
+            f"{r['roofline']:.0%} |"
+        )
+    if report["compile_only"]:
+        lines += [
+            "",
+            "Compile-only (compiled temporaries of the training step):",
+            "",
+            "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in report["compile_only"]:
+            t = r["temp_bytes"]
+            lines.append(
+                f"| {r['n']} x {r['d']} x {r['c']} | {r['dtype']} | "
+                f"{timing.fmt_bytes(t['fused'])} | {timing.fmt_bytes(t['unfused'])} | "
+                f"{timing.fmt_bytes(t['optax'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--min-seconds", type=float, default=0.5)
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    flops = timing.matmul_flops(256 if args.quick else 2048)
+    shapes = [(64, 16, 1000)] if args.quick else [(2048, 512, 32768)]
+    steps = [
+        run_step(n, d, c, dt, flops, args)
+        for n, d, c in shapes
+        for dt in (jnp.float32, jnp.bfloat16)
+    ]
+    for r in steps:
+        print(
+            f"{r['n']}x{r['d']}x{r['c']} {r['dtype']}: fused/unfused "
+            f"{r['ratio_vs_unfused']:.2f}, roofline {r['roofline']:.0%}",
+            flush=True,
+        )
+    big = [] if args.quick else [compile_only(8192, 1024, 131072, jnp.float32)]
+    device = jax.devices()[0]
+    report = {
+        "env": {
+            "backend": jax.default_backend(),
+            "device": device.device_kind,
+            "jax": jax.__version__,
+            "date": datetime.date.today().isoformat(),
+            "command": "python benchmarks/linear.py" + (" --quick" if args.quick else ""),
+            "matmul_gflops": flops / 1e9,
+        },
+        "steps": steps,
+        "compile_only": big,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(
+        args.out, f"linear-{jax.default_backend()}" + ("-quick" if args.quick else "")
+    )
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(report))
+    print(f"wrote {stem}.json and {stem}.md")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""Fused linear + cross-entropy: ``sparse_categorical_cross_entropy(softcap(h @ W + b),
+labels)`` without ever building the ``[N, C]`` logits.
+
+The vocabulary is walked in blocks of ``block`` classes (a ``lax.scan``). Per token
+the forward pass keeps four float32 numbers, updated block by block:
+
+    m     the running maximum of the logits z_c
+    s     sum_c exp(z_c - m)                        (rescaled when m grows)
+    z_y   the label's logit
+    sz    sum_c w_c z_c                             (label smoothing only)
+
+and the loss is, with lse = m + log s, S = (1 - eps) w_y + (eps / C) sum_c w_c:
+
+    loss = (1 - eps) w_y (lse - z_y) + (eps / C) (sum_c w_c lse - sz) + z_loss lse**2
+
+The derivative is a hand-written tangent, ``sum_c g_c dz_c`` with
+``g_c = (S + 2 z_loss lse) p_c - (1 - eps) w_y [c = y] - (eps / C) w_c`` and
+``dz_c = softcap'(.) (dh . W_c + h . dW_c + db_c)``, walked over the same blocks. It
+runs under ``jax.checkpoint``, so reverse mode keeps only the inputs and the four
+numbers per token, and recomputes each block's logits in the backward pass: 8 N D C
+flops for a forward + backward, against the 6 N D C floor (docs/performance.md).
+Every autodiff mode differentiates the tangent, so jvp, jacfwd, hessian and vmap work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from . import _checks, _numerics, _reduction, _softmax
+
+# Bytes of [tokens, block] float32 temporaries a block may use when block_size is None.
+BLOCK_BUDGET_BYTES = 2**27
+_TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
+
+
+def block_size_for(num_tokens: int, num_classes: int, budget: int = BLOCK_BUDGET_BYTES) -> int:
+    """The vocabulary block: as many classes as ``budget`` bytes of float32
+    ``[tokens, block]`` temporaries allow, a multiple of 128, at most ``C``."""
+    block = budget // (max(num_tokens, 1) * 4 * _TEMPS_PER_BLOCK)
+    block = max(128, block // 128 * 128)
+    return min(block, num_classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearCrossEntropy(_reduction.Kernel):
+    num_classes: int
+    block: int
+    smoothing: float = 0.0
+    z_loss: float = 0.0
+    ignore_index: int | None = None
+    softcap: float | None = None
+
+    def mask(self, arrays, where):
+        return _reduction.example_mask(where, arrays[3], self.ignore_index)
+
+    def check(self, arrays, mask):
+        _softmax.check_labels(self.fn, arrays[3], mask, self.num_classes, self.ignore_index)
+        if arrays[4] is not None:
+            _checks.check_nonnegative_values(self.fn, "class weight", arrays[4])
+
+    def values(self, arrays, mask):
+        return _linear_ce(self, *arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        return _reduction.sparse_example_weights(mask, arrays[3], arrays[4], dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Blocks of the vocabulary.
+
+
+def _num_blocks(k):
+    return -(-k.num_classes // k.block)
+
+
+def _block(k, i, weight, bias, class_weights):
+    """Block ``i``: its columns start at ``min(i * block, C - block)`` (the last block
+    overlaps the one before rather than running past C); ``fresh`` marks the columns
+    no earlier block covered."""
+    start = jnp.minimum(i * k.block, k.num_classes - k.block)
+    cols = start + jnp.arange(k.block, dtype=jnp.int32)
+    fresh = cols >= i * k.block
+    w_blk = jax.lax.dynamic_slice_in_dim(weight, start, k.block, axis=1)
+    b_blk = None if bias is None else jax.lax.dynamic_slice_in_dim(bias, start, k.block)
+    cw_blk = (
+        None
+        if class_weights is None
+        else jax.lax.dynamic_slice_in_dim(class_weights, start, k.block)
+    )
+    return cols, fresh, w_blk, b_blk, cw_blk
+
+
+def _logits(k, h, w_blk, b_blk):
+    """``softcap(h @ W_blk + b_blk)`` in the compute dtype (float32 for 16-bit
+    inputs), and ``softcap'`` (None without a softcap)."""
+    dtype = _numerics.compute_dtype(h)
+    z = jnp.matmul(h, w_blk, preferred_element_type=dtype)
+    if b_blk is not None:
+        z = z + b_blk.astype(dtype)
+    if k.softcap is None:
+        return z, None
+    t = jnp.tanh(z / k.softcap)
+    return k.softcap * t, 1 - t * t
+
+
+def _class_weights(class_weights, dtype):
+    if class_weights is None:
+        return None
+    return _numerics.valid_weights(class_weights.astype(dtype))
+
+
+def _labels_ok(k, labels):
+    return (labels >= 0) & (labels < k.num_classes)
+
+
+def _label_weight(cw, labels, dtype):
+    """``w_y`` per token (1 without class weights); an out-of-range label reads none."""
+    if cw is None:
+        return jnp.ones(labels.shape, dtype)
+    return jnp.take(cw, jnp.where((labels >= 0) & (labels < cw.shape[0]), labels, 0))
+
+
+def _stats(k, hidden, weight, bias, labels, class_weights):
+    """Per token: running max ``m``, ``s = sum exp(z - m)``, ``z_y`` and ``sum w z``."""
+    n = hidden.shape[0]
+    dtype = _numerics.compute_dtype(hidden)
+    cw = _class_weights(class_weights, dtype)
+    y = labels[:, None]
+
+    @jax.checkpoint
+    def body(carry, i):
+        m, s, z_y, sz = carry
+        cols, fresh, w_blk, b_blk, cw_blk = _block(k, i, weight, bias, cw)
+        z, _ = _logits(k, hidden, w_blk, b_blk)
+        z_live = jnp.where(fresh, z, -jnp.inf)
+        m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(z_live, -1)))
+        s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(z_live - m_new[:, None]), -1)
+        z_y = z_y + jnp.sum(jnp.where(fresh & (cols == y), z, 0), -1)
+        if k.smoothing:
+            wz = z if cw_blk is None else cw_blk * z
+            sz = sz + jnp.sum(jnp.where(fresh, wz, 0), -1)
+        return (m_new, s, z_y, sz), None
+
+    zeros = jnp.zeros((n,), dtype)
+    init = (jnp.full((n,), -jnp.inf, dtype), zeros, zeros, zeros)
+    (m, s, z_y, sz), _ = jax.lax.scan(body, init, jnp.arange(_num_blocks(k), dtype=jnp.int32))
+    return m, s, z_y, sz
+
+
+def _loss_from_stats(k, labels, class_weights, m, s, z_y, sz):
+    lse = m + jnp.log(s)
+    cw = _class_weights(class_weights, lse.dtype)
+    w_y = _label_weight(cw, labels, lse.dtype)
+    loss = (1 - k.smoothing) * w_y * (lse - z_y)
+    if k.smoothing:
+        total = k.num_classes if cw is None else jnp.sum(cw)
+        loss = loss + k.smoothing / k.num_classes * (total * lse - sz)
+    if k.z_loss:
+        loss = loss + k.z_loss * lse**2
+    return jnp.where(_labels_ok(k, labels), loss, jnp.nan)
+
+
+def _sanitized(hidden, mask):
+    return hidden if mask is None else jnp.where(mask[:, None], hidden, 0)
+
+
+def _value(k, hidden, weight, bias, labels, class_weights, mask):
+    stats = _stats(k, _sanitized(hidden, mask), weight, bias, labels, class_weights)
+    return _numerics.mask_rows(_loss_from_stats(k, labels, class_weights, *stats), mask)
+
+
+def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw, db, dcw):
+    """``sum_c g_c dz_c`` (plus the class weights' term), block by block."""
+    m, s, z_y, _ = stats
+    h = _sanitized(hidden, mask)
+    lse = m + jnp.log(s)
+    dtype = lse.dtype
+    cw = _class_weights(class_weights, dtype)
+    w_y = _label_weight(cw, labels, dtype)
+    b = k.smoothing / k.num_classes
+    total = k.num_classes if cw is None else jnp.sum(cw)
+    coef = (1 - k.smoothing) * w_y + b * total + 2 * k.z_loss * lse
+    ok = _labels_ok(k, labels)
+    if mask is not None:  # a masked token's label may be anything
+        ok = ok | ~mask
+    coef = jnp.where(ok, coef, jnp.nan)  # a NaN gradient for a bad label, in every mode
+    y = labels[:, None]
+    if dh is not None:
+        dh = _sanitized(dh, mask).astype(dtype)
+
+    def body(out, i):
+        cols, fresh, w_blk, b_blk, cw_blk = _block(k, i, weight, bias, cw)
+        z, dcap = _logits(k, h, w_blk, b_blk)
+        p = jnp.exp(z - lse[:, None])
+        onehot = (cols == y).astype(dtype)
+        target = (1 - k.smoothing) * w_y[:, None] * onehot
+        if k.smoothing:
+            target = target + b * (1.0 if cw_blk is None else cw_blk)
+        g = coef[:, None] * p - target
+        dz = 0
+        if dh is not None:
+            dz = dz + jnp.matmul(dh, w_blk.astype(dtype))
+        if dw is not None:
+            dw_blk = jax.lax.dynamic_slice_in_dim(dw, cols[0], k.block, axis=1)
+            dz = dz + jnp.matmul(h.astype(dtype), dw_blk.astype(dtype))
+        if db is not None:
+            dz = dz + jax.lax.dynamic_slice_in_dim(db, cols[0], k.block).astype(dtype)
+        if dcap is not None:
+            dz = dz * dcap
+        term = g * dz
+        if dcw is not None:  # d loss / d w_c = (1 - eps) [c = y] nll_y + (eps / C)(lse - z_c)
+            dcw_blk = jax.lax.dynamic_slice_in_dim(dcw, cols[0], k.block).astype(dtype)
+            nll = lse[:, None] - z
+            term = term + ((1 - k.smoothing) * onehot + b) * nll * dcw_blk
+        return out + jnp.sum(jnp.where(fresh, term, 0), -1), None
+
+    out, _ = jax.lax.scan(
+        jax.checkpoint(body),
+        jnp.zeros(hidden.shape[:1], dtype),
+        jnp.arange(_num_blocks(k), dtype=jnp.int32),
+    )
+    return _numerics.mask_rows(jnp.where(ok, out, jnp.nan), mask)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _linear_ce(k, hidden, weight, bias, labels, class_weights, mask):
+    return _value(k, hidden, weight, bias, labels, class_weights, mask)
+
+
+def _linear_ce_jvp(k, primals, tangents):
+    hidden, weight, bias, labels, class_weights, mask = primals
+    dh, dw, db, _, dcw, _ = map(_numerics.nonzero, tangents)
+    h = _sanitized(hidden, mask)
+    stats = _stats(k, h, weight, bias, labels, class_weights)
+    value = _numerics.mask_rows(_loss_from_stats(k, labels, class_weights, *stats), mask)
+    if dh is None and dw is None and db is None and dcw is None:
+        return value, jnp.zeros_like(value)
+    tangent = _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw, db, dcw)
+    return value, tangent
+
+
+_linear_ce.defjvp(_linear_ce_jvp, symbolic_zeros=True)
+
+
+# --------------------------------------------------------------------------------------
+# The public function.
+
+
+def linear_cross_entropy(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    class_weights: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    reduction: str = "none",
+    block_size: int | None = None,
+) -> jax.Array:
+    r"""Cross-entropy of a linear head, ``logits = hidden @ weight + bias``, without
+    ever building the ``[tokens, classes]`` logits.
+
+    .. math::
+        z_i = \operatorname{softcap}(h_i W + b), \qquad
+        \ell_i = \texttt{sparse\_categorical\_cross\_entropy}(z_i, y_i, \ldots)
+
+    It has exactly the value and every derivative (with respect to ``hidden``,
+    ``weight``, ``bias`` and ``class_weights``) of
+    ``sparse_categorical_cross_entropy(softcap(hidden @ weight + bias), labels, ...)``
+    under every option and reduction, in every autodiff mode (grad, jvp, jacfwd,
+    hessian, vmap of grad). The vocabulary is processed in blocks of ``block_size``
+    classes; the statistics and the gradient's accumulation are in float32 whatever
+    the inputs' dtype. Reverse mode keeps the inputs and four float32 numbers per
+    token, and recomputes each block's logits in the backward pass.
+
+    Args:
+      hidden: ``[..., D]`` float activations (``[N, D]`` or ``[B, T, D]``).
+      weight: ``[D, C]`` (for tied embeddings ``[C, D]``, pass ``embedding.T``).
+      labels: ``[...]`` integer class indices (``hidden.shape[:-1]``). A label outside
+        ``[0, C)`` that is not ``ignore_index`` gives NaN, as in
+        :func:`sparse_categorical_cross_entropy`.
+      bias: optional ``[C]``.
+      where, sample_weight, ignore_index, class_weights, label_smoothing, z_loss,
+        reduction: as in :func:`sparse_categorical_cross_entropy`.
+      logit_softcap: ``c`` to use ``c * tanh(logits / c)`` (Gemma 2), or None.
+      block_size: classes per block; None chooses it from the number of tokens so that
+        a block's float32 temporaries stay within about 128 MiB.
+
+    Returns:
+      Per-token losses of shape ``hidden.shape[:-1]`` (float32 or float64), or a
+      scalar for ``"mean"``/``"sum"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxloss
+      >>> h = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+      >>> W = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> jaxloss.linear_cross_entropy(h, W, jnp.array([0, 2]))
+      Array([0.2395447, 0.5514447], dtype=float32)
+      >>> jaxloss.sparse_categorical_cross_entropy(h @ W, jnp.array([0, 2]))
+      Array([0.2395447, 0.5514447], dtype=float32)
+    """
+    fn = "linear_cross_entropy"
+    hidden = _checks.as_array(hidden, "hidden", fn)
+    weight = _checks.as_array(weight, "weight", fn)
+    labels = _checks.as_array(labels, "labels", fn)
+    for name, a in (("hidden", hidden), ("weight", weight)):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            raise TypeError(f"{fn}: {name} must be floating point, got {a.dtype}")
+    if hidden.ndim < 1:
+        raise ValueError(f"{fn}: hidden must have a feature axis, got shape {hidden.shape}")
+    if weight.ndim != 2 or weight.shape[0] != hidden.shape[-1]:
+        raise ValueError(
+            f"{fn}: weight has shape {tuple(weight.shape)} but hidden {tuple(hidden.shape)} "
+            f"needs [D, C] with D = {hidden.shape[-1]} (for tied embeddings pass embedding.T)"
+        )
+    num_classes = weight.shape[1]
+    if num_classes == 0:
+        raise ValueError(f"{fn}: weight of shape {tuple(weight.shape)} has no classes")
+    _checks.check_integer(labels, "labels", fn, "")
+    batch = tuple(hidden.shape[:-1])
+    if tuple(labels.shape) != batch:
+        raise ValueError(
+            f"{fn}: labels has shape {tuple(labels.shape)} but hidden "
+            f"{tuple(hidden.shape)} needs labels of shape {batch}"
+        )
+    if bias is not None:
+        bias = _checks.as_array(bias, "bias", fn)
+        if bias.shape != (num_classes,):
+            raise ValueError(f"{fn}: bias has shape {tuple(bias.shape)}; it needs ({num_classes},)")
+    if logit_softcap is not None:
+        logit_softcap = _checks.check_positive(logit_softcap, "logit_softcap", fn)
+    n = math.prod(batch)
+    if block_size is None:
+        block = block_size_for(n, num_classes)
+    else:
+        if not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"{fn}: block_size must be a positive int, got {block_size!r}")
+        block = min(block_size, num_classes)
+    kernel = LinearCrossEntropy(
+        fn=fn,
+        num_classes=num_classes,
+        block=block,
+        smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
+        z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
+        ignore_index=_checks.check_ignore_index(ignore_index, fn),
+        softcap=logit_softcap,
+    )
+    class_weights = _checks.check_class_weights(class_weights, num_classes, fn)
+    where = _checks.check_where(where, batch, fn)
+    sample_weight = _checks.check_sample_weight(sample_weight, batch, fn, "per-token")
+    flat = (
+        hidden.reshape(n, hidden.shape[-1]),
+        weight,
+        bias,
+        labels.reshape(n).astype(jnp.int32),
+        class_weights,
+    )
+    out = _reduction.apply(
+        kernel,
+        flat,
+        None if where is None else where.reshape(n),
+        None if sample_weight is None else jnp.broadcast_to(sample_weight, batch).reshape(n),
+        reduction=_checks.check_reduction(reduction, fn),
+        checks=_checks.checks_enabled(),
+    )
+    return out.reshape(batch) if reduction == "none" else out

@@ -1,0 +1,183 @@
+"""linear_cross_entropy: the value and every derivative of the unfused
+``sparse_categorical_cross_entropy(softcap(h @ W + b), labels, ...)``, in blocks that
+need not divide the vocabulary, without ever building the logits."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.ad_checkpoint import print_saved_residuals
+
+import jaxloss
+from jaxloss.testing import check_derivatives
+
+LCE = jaxloss.linear_cross_entropy
+SPARSE = jaxloss.sparse_categorical_cross_entropy
+N, D, C = 6, 4, 11
+
+
+def _inputs(rng, n=N, d=D, c=C):
+    h = rng.standard_normal((n, d))
+    w = rng.standard_normal((d, c))
+    b = rng.standard_normal(c)
+    y = rng.integers(0, c, n).astype(np.int32)
+    cw = rng.uniform(0.5, 2.0, c)
+    return h, w, b, y, cw
+
+
+def _unfused(h, w, y, *, bias=None, logit_softcap=None, **kw):
+    z = h @ w
+    if bias is not None:
+        z = z + bias
+    if logit_softcap is not None:
+        z = logit_softcap * jnp.tanh(z / logit_softcap)
+    return SPARSE(z, y, **kw)
+
+
+OPTIONS = [
+    {},
+    {"label_smoothing": 0.1},
+    {"z_loss": 0.01},
+    {"logit_softcap": 2.0},
+    {"ignore_index": -100},
+    {"where": np.array([True, True, False, True, True, False])},
+]
+
+
+@pytest.mark.parametrize("block_size", [1, 4, 11, None])
+@pytest.mark.parametrize("opts", OPTIONS)
+def test_value_equals_unfused(rng, opts, block_size):
+    reduction = ("none", "sum", "mean")[(OPTIONS.index(opts) + (block_size or 0)) % 3]
+    h, w, b, y, cw = (
+        np.asarray(a, np.float32) if a.dtype == np.float64 else a for a in _inputs(rng)
+    )
+    if "ignore_index" in opts:
+        y[2] = -100
+    kw = dict(opts, class_weights=cw, reduction=reduction)
+    ours = LCE(h, w, y, bias=b, block_size=block_size, **kw)
+    np.testing.assert_allclose(ours, _unfused(h, w, y, bias=b, **kw), rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_derivatives_all_options_second_order(rng, reduction):
+    h, w, b, y, cw = _inputs(rng)
+    y[2] = -100
+    opts = dict(ignore_index=-100, label_smoothing=0.1, z_loss=0.01, logit_softcap=3.0)
+
+    def fused(h, w, b, cw):
+        return LCE(h, w, y, bias=b, class_weights=cw, block_size=4, reduction=reduction, **opts)
+
+    def unfused(h, w, b, cw):
+        return _unfused(h, w, y, bias=b, class_weights=cw, reduction=reduction, **opts)
+
+    order = 2 if reduction == "mean" else 1
+    check_derivatives(fused, unfused, h, w, b, cw, order=order)
+
+
+def test_every_autodiff_api(rng):
+    h, w, b, y, _ = (
+        np.asarray(a, np.float32) if a.dtype == np.float64 else a for a in _inputs(rng)
+    )
+
+    def fused(h, w):
+        return LCE(h, w, y, bias=b, block_size=3, reduction="mean", z_loss=1e-2)
+
+    def unfused(h, w):
+        return _unfused(h, w, y, bias=b, reduction="mean", z_loss=1e-2)
+
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # noqa: E731
+    for api in (jax.grad, jax.jacfwd, jax.jacrev, jax.hessian):
+        for x, y_ in zip(
+            jax.tree.leaves(api(fused, (0, 1))(h, w)), jax.tree.leaves(api(unfused, (0, 1))(h, w))
+        ):
+            close(x, y_)
+    v = (np.ones_like(h), np.ones_like(w))
+    close(jax.jvp(fused, (h, w), v)[1], jax.jvp(unfused, (h, w), v)[1])
+    # per-token gradients with vmap
+    per_token = jax.vmap(jax.grad(lambda hi, yi: LCE(hi[None], w, yi[None], block_size=4)[0]))
+    ref = jax.vmap(jax.grad(lambda hi, yi: SPARSE((hi @ w)[None], yi[None])[0]))
+    close(per_token(h, y), ref(h, y))
+
+
+def test_bfloat16_inputs_accumulate_in_float32(rng):
+    h, w, _, y, _ = _inputs(rng, n=16, d=32, c=300)
+    hb, wb = jnp.asarray(h, jnp.bfloat16), jnp.asarray(w, jnp.bfloat16)
+    ours = LCE(hb, wb, y, block_size=128, reduction="mean")
+    assert ours.dtype == jnp.float32
+    want = _unfused(hb.astype(jnp.float32), wb.astype(jnp.float32), y, reduction="mean")
+    np.testing.assert_allclose(ours, want, rtol=1e-5)
+    gh, gw = jax.grad(lambda h, w: LCE(h, w, y, block_size=128, reduction="mean"), (0, 1))(hb, wb)
+    assert gh.dtype == jnp.bfloat16 and gw.dtype == jnp.bfloat16
+    rh, rw = jax.grad(
+        lambda h, w: _unfused(h.astype(jnp.float32), w.astype(jnp.float32), y, reduction="mean"),
+        (0, 1),
+    )(hb, wb)
+    np.testing.assert_allclose(gh.astype(np.float32), rh.astype(np.float32), rtol=2e-2, atol=1e-4)
+    np.testing.assert_allclose(gw.astype(np.float32), rw.astype(np.float32), rtol=2e-2, atol=1e-4)
+
+
+def test_batch_axes_and_out_of_range_labels(rng):
+    h, w, _, y, _ = _inputs(rng)
+    h3, y3 = h.reshape(2, 3, D), y.reshape(2, 3).copy()
+    np.testing.assert_allclose(LCE(h3, w, y3, block_size=5), _unfused(h3, w, y3), rtol=1e-6)
+    y3[0, 1] = C  # out of range: NaN for that token only
+    out = np.asarray(LCE(h3, w, y3, block_size=5))
+    assert np.isnan(out[0, 1]) and np.isfinite(np.delete(out.ravel(), 1)).all()
+    g = jax.grad(lambda h: LCE(h, w, y3, block_size=5).sum())(h3)
+    assert np.isnan(g[0, 1]).all()
+
+
+def test_masked_tokens_holding_junk_are_exactly_zero(rng):
+    h, w, _, y, _ = _inputs(rng)
+    h[1] = np.nan
+    keep = np.ones(N, bool)
+    keep[1] = False
+
+    def f(h):
+        return LCE(h, w, y, where=keep, block_size=4, reduction="sum")
+
+    assert np.isfinite(f(h))
+    g = jax.grad(f)(h)
+    assert np.all(g[1] == 0) and np.all(np.isfinite(g))
+    hess = jax.hessian(f)(h)
+    assert np.all(np.isfinite(hess)) and np.all(hess[1] == 0)
+
+
+def test_reverse_mode_keeps_no_logits_sized_residual(capsys, rng):
+    h, w, b, y, _ = (
+        np.asarray(a, np.float32) if a.dtype == np.float64 else a
+        for a in _inputs(rng, n=64, d=8, c=512)
+    )
+    print_saved_residuals(lambda h, w: LCE(h, w, y, bias=b, block_size=128, reduction="mean"), h, w)
+    out = capsys.readouterr().out
+    assert "[64,512]" not in out and "[64,128]" not in out, out
+
+
+def test_compiled_memory_stays_below_the_logits(rng):
+    n, d, c = 512, 64, 8192
+    h = jnp.zeros((n, d))
+    w = jnp.zeros((d, c))
+    y = jnp.zeros((n,), jnp.int32)
+    grad = jax.grad(lambda h, w: LCE(h, w, y, block_size=1024, reduction="mean"), (0, 1))
+    temp = jax.jit(grad).lower(h, w).compile().memory_analysis().temp_size_in_bytes
+    logits = n * c * 4
+    # a few [N, block] blocks and the [D, C] weight gradient, never [N, C]
+    assert temp < logits / 2, (temp, logits)
+
+
+def test_errors_name_the_argument():
+    h, w, y = jnp.zeros((4, 3)), jnp.zeros((3, 5)), jnp.zeros((4,), jnp.int32)
+    with pytest.raises(ValueError, match=r"weight has shape \(5, 3\)"):
+        LCE(h, w.T, y)
+    with pytest.raises(ValueError, match=r"labels has shape \(3,\)"):
+        LCE(h, w, y[:3])
+    with pytest.raises(TypeError, match="labels must have an integer dtype"):
+        LCE(h, w, y.astype(jnp.float32))
+    with pytest.raises(ValueError, match=r"bias has shape \(4,\)"):
+        LCE(h, w, y, bias=jnp.zeros(4))
+    with pytest.raises(ValueError, match="logit_softcap must be > 0"):
+        LCE(h, w, y, logit_softcap=0.0)
+    with pytest.raises(ValueError, match="block_size must be a positive int"):
+        LCE(h, w, y, block_size=0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LCE(h, w, y, label_smoothing=1.5)
