@@ -1,6 +1,6 @@
 """Fused linear + cross-entropy against the unfused head (docs/benchmarks.md).
 
-    python benchmarks/linear.py            # N=2048, D=512, C=32768, plus compile-only 8192x1024x131072
+    python benchmarks/linear.py            # 2048x512x32768, and compile-only 8192x1024x131072
     python benchmarks/linear.py --quick    # tiny shapes (the test suite runs this)
 
 A training step's loss and gradients with respect to (hidden, weight):

@@ -26,3 +26,15 @@ def test_quick_benchmark_suite(tmp_path):
             assert 0 <= res["jaxloss"] <= res["optax"], r
     saved = json.loads((tmp_path / "cpu-quick.json").read_text())
     assert saved["results"] and (tmp_path / "cpu-quick.md").read_text().startswith("###")
+
+
+def test_quick_linear_benchmark(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_linear", BENCH / "linear.py")
+    linear = importlib.util.module_from_spec(spec)
+    sys.modules["bench_linear"] = linear
+    spec.loader.exec_module(linear)
+    report = linear.main(["--quick", "--out", str(tmp_path), "--repeats", "1",
+                          "--min-seconds", "0"])
+    (step,) = [r for r in report["steps"] if r["dtype"] == "float32"]
+    assert step["value_error"] < 1e-3 and step["median_s"]["fused"] > 0
+    assert (tmp_path / "linear-cpu-quick.md").read_text().startswith("###")
