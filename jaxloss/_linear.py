@@ -13,13 +13,14 @@ and the loss is, with lse = m + log s, S = (1 - eps) w_y + (eps / C) sum_c w_c:
 
     loss = (1 - eps) w_y (lse - z_y) + (eps / C) (sum_c w_c lse - sz) + z_loss lse**2
 
-The derivative is a hand-written tangent, ``sum_c g_c dz_c`` with
+For ``reduction="none"`` the derivative is a hand-written tangent, ``sum_c g_c dz_c`` with
 ``g_c = (S + 2 z_loss lse) p_c - (1 - eps) w_y [c = y] - (eps / C) w_c`` and
 ``dz_c = softcap'(.) (dh . W_c + h . dW_c + db_c)``, walked over the same blocks. It
 runs under ``jax.checkpoint``, so reverse mode keeps only the inputs and the four
 numbers per token, and recomputes each block's logits in the backward pass: 8 N D C
-flops for a forward + backward, against the 6 N D C floor (docs/performance.md).
-Every autodiff mode differentiates the tangent, so jvp, jacfwd, hessian and vmap work.
+flops for a forward + backward. For ``"sum"``/``"mean"`` the rule folds the gradient
+in during the forward pass instead (see "Scalar reductions" below): 6 N D C flops.
+Every autodiff mode differentiates the tangents, so jvp, jacfwd, hessian and vmap work.
 """
 
 from __future__ import annotations
@@ -39,9 +40,18 @@ BLOCK_BUDGET_BYTES = 2**27
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
 
 
-def block_size_for(num_tokens: int, num_classes: int, budget: int = BLOCK_BUDGET_BYTES) -> int:
+def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
+    """Tokens per chunk of the fold-early path: ``[chunk, C]`` float32 temporaries
+    within ``budget`` bytes, at least 1, at most the number of tokens."""
+    budget = BLOCK_BUDGET_BYTES if budget is None else budget
+    chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_BLOCK)
+    return max(1, min(chunk, num_tokens))
+
+
+def block_size_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
     """The vocabulary block: as many classes as ``budget`` bytes of float32
     ``[tokens, block]`` temporaries allow, a multiple of 128, at most ``C``."""
+    budget = BLOCK_BUDGET_BYTES if budget is None else budget
     block = budget // (max(num_tokens, 1) * 4 * _TEMPS_PER_BLOCK)
     block = max(128, block // 128 * 128)
     return min(block, num_classes)
@@ -55,6 +65,7 @@ class LinearCrossEntropy(_reduction.Kernel):
     z_loss: float = 0.0
     ignore_index: int | None = None
     softcap: float | None = None
+    token_block: int = 1
 
     def mask(self, arrays, where):
         return _reduction.example_mask(where, arrays[3], self.ignore_index)
@@ -69,6 +80,12 @@ class LinearCrossEntropy(_reduction.Kernel):
 
     def weights(self, arrays, mask, dtype):
         return _reduction.sparse_example_weights(mask, arrays[3], arrays[4], dtype)
+
+    def total(self, arrays, mask, scale):
+        hidden = arrays[0]
+        if scale is None:
+            scale = jnp.ones(hidden.shape[:1], jnp.float32)
+        return _linear_total(self, *arrays, mask, scale), hidden.shape[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -249,6 +266,113 @@ _linear_ce.defjvp(_linear_ce_jvp, symbolic_zeros=True)
 
 
 # --------------------------------------------------------------------------------------
+# Scalar reductions: fold each chunk's gradient in as soon as its logits exist.
+#
+# For "sum" and "mean" the cotangent of token i's loss is known up to one scalar when
+# the forward pass runs: it is scale_i. So the rule computes the whole gradient
+# G = d(sum_i scale_i loss_i) / d(hidden, weight, bias, class_weights) in the forward
+# pass, a chunk of tokens at a time with the full vocabulary ([chunk, C] logits, never
+# [N, C]): 2 N D C flops for the logits and 4 N D C for dh and dW, the 6 N D C floor.
+# The tangent is then <G, d inputs> + sum_i d scale_i loss_i: reverse mode keeps G
+# (the size of the inputs) and nothing else.
+
+
+def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
+    """One chunk of tokens: per-token losses and the scaled gradient pieces."""
+    dtype = _numerics.compute_dtype(h)
+    z, dcap = _logits(k, h, weight, bias)  # [T, C]
+    m = jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True))
+    lse = m + jnp.log(jnp.sum(jnp.exp(z - m), -1, keepdims=True))
+    safe = jnp.where(_labels_ok(k, labels), labels, 0)[:, None]
+    z_y = jnp.take_along_axis(z, safe, -1)
+    w_y = _label_weight(cw, labels, dtype)[:, None]
+    b = k.smoothing / k.num_classes
+    loss = (1 - k.smoothing) * w_y * (lse - z_y)
+    if k.smoothing:
+        wz = z if cw is None else cw * z
+        total_w = k.num_classes if cw is None else jnp.sum(cw)
+        loss = loss + b * (total_w * lse - jnp.sum(wz, -1, keepdims=True))
+    if k.z_loss:
+        loss = loss + k.z_loss * lse**2
+    ok = _labels_ok(k, labels)[:, None]
+    if mask is not None:
+        ok = ok | ~mask[:, None]
+    loss = jnp.where(ok, loss, jnp.nan)
+    coef = (1 - k.smoothing) * w_y + b * (k.num_classes if cw is None else jnp.sum(cw))
+    coef = jnp.where(ok, coef + 2 * k.z_loss * lse, jnp.nan)
+    onehot = (jnp.arange(k.num_classes, dtype=jnp.int32) == safe).astype(dtype)
+    target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw is None else cw)
+    a = scale.astype(dtype)[:, None]
+    g = a * (coef * jnp.exp(z - lse) - target)
+    if dcap is not None:
+        g = g * dcap
+    d_hidden = jnp.matmul(g, weight.astype(dtype).T)
+    d_weight = jnp.matmul(h.astype(dtype).T, g)
+    d_bias = jnp.sum(g, 0)
+    d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
+    return loss[:, 0], d_hidden, d_weight, d_bias, d_cw
+
+
+def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
+    """Per-token losses and G, over chunks of tokens (the last one padded)."""
+    n, d = hidden.shape
+    dtype = _numerics.compute_dtype(hidden)
+    chunk = k.token_block
+    pad = -n % chunk
+    h = _sanitized(hidden, mask)
+    scale = _numerics.mask_rows(scale, mask)
+    if pad:
+        h = jnp.pad(h, ((0, pad), (0, 0)))
+        labels = jnp.pad(labels, (0, pad))
+        scale = jnp.pad(scale, (0, pad))
+        mask = None if mask is None else jnp.pad(mask, (0, pad))
+    num = (n + pad) // chunk
+    cw = _class_weights(class_weights, dtype)
+    xs = (
+        h.reshape(num, chunk, d),
+        labels.reshape(num, chunk),
+        scale.reshape(num, chunk),
+        None if mask is None else mask.reshape(num, chunk),
+    )
+
+    def body(acc, x):
+        loss, dh, dw, db, dcw = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
+        return jax.tree.map(jnp.add, acc, (dw, db, dcw)), (loss, dh)
+
+    zeros = (
+        jnp.zeros(weight.shape, dtype),
+        jnp.zeros(weight.shape[1:], dtype),
+        jnp.zeros(weight.shape[1:], dtype),
+    )
+    (d_weight, d_bias, d_cw), (loss, d_hidden) = jax.lax.scan(body, zeros, xs)
+    loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
+    return loss, d_hidden.reshape(-1, d)[:n], d_weight, d_bias, d_cw
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _linear_total(k, hidden, weight, bias, labels, class_weights, mask, scale):
+    loss = _value(k, hidden, weight, bias, labels, class_weights, mask)
+    return jnp.sum(loss * scale.astype(loss.dtype))
+
+
+def _linear_total_jvp(k, primals, tangents):
+    hidden, weight, bias, labels, class_weights, mask, scale = primals
+    dh, dw, db, _, dcw, _, dscale = map(_numerics.nonzero, tangents)
+    loss, g_h, g_w, g_b, g_cw = _fold(k, hidden, weight, bias, labels, class_weights, mask, scale)
+    value = jnp.sum(loss * scale.astype(loss.dtype))
+    out = jnp.zeros((), value.dtype)
+    for g, d in ((g_h, dh), (g_w, dw), (g_b, db), (g_cw, dcw)):
+        if d is not None:
+            out = out + jnp.sum(g * d.astype(g.dtype))
+    if dscale is not None:
+        out = out + jnp.sum(loss * dscale.astype(loss.dtype))
+    return value, out
+
+
+_linear_total.defjvp(_linear_total_jvp, symbolic_zeros=True)
+
+
+# --------------------------------------------------------------------------------------
 # The public function.
 
 
@@ -281,8 +405,15 @@ def linear_cross_entropy(
     under every option and reduction, in every autodiff mode (grad, jvp, jacfwd,
     hessian, vmap of grad). The vocabulary is processed in blocks of ``block_size``
     classes; the statistics and the gradient's accumulation are in float32 whatever
-    the inputs' dtype. Reverse mode keeps the inputs and four float32 numbers per
-    token, and recomputes each block's logits in the backward pass.
+    the inputs' dtype.
+
+    Two paths, chosen by ``reduction``. For ``"sum"`` and ``"mean"`` the derivative
+    rule computes the whole gradient in the forward pass, a chunk of tokens at a time
+    over the full vocabulary, folding each chunk's logits into ``dh`` and ``dW`` as
+    soon as they exist (6 N D C flops, the floor; reverse mode keeps gradient-sized
+    arrays). For ``"none"`` (any cotangent per token) it walks the vocabulary in
+    blocks of ``block_size`` and recomputes each block's logits in the backward pass
+    (8 N D C flops; reverse mode keeps the inputs and four numbers per token).
 
     Args:
       hidden: ``[..., D]`` float activations (``[N, D]`` or ``[B, T, D]``).
@@ -355,6 +486,7 @@ def linear_cross_entropy(
         z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
         softcap=logit_softcap,
+        token_block=token_block_for(n, num_classes),
     )
     class_weights = _checks.check_class_weights(class_weights, num_classes, fn)
     where = _checks.check_where(where, batch, fn)

@@ -53,6 +53,12 @@ class Kernel:
         """``w_i`` per example, or None when every example weighs 1."""
         return count_weights(mask, dtype)
 
+    def total(self, arrays: tuple, mask: jax.Array | None, scale: jax.Array | None):
+        """``(sum_i scale_i * loss_i, number of examples)`` (``scale`` None: all 1)
+        computed directly, for kernels with a faster path for a scalar reduction;
+        None to use ``values``."""
+        return None
+
 
 @functools.partial(jax.jit, static_argnames=("kernel", "reduction", "checks"))
 def apply(
@@ -70,6 +76,16 @@ def apply(
         kernel.check(arrays, mask)
         if sample_weight is not None:
             _checks.check_nonnegative_values(kernel.fn, "sample_weight", sample_weight)
+    if reduction != "none":
+        scale = _scale(mask, sample_weight)
+        fused = kernel.total(arrays, mask, scale)
+        if fused is not None:  # the kernel's own path for a scalar reduction
+            total, count = fused
+            weights = kernel.weights(arrays, mask, total.dtype)
+            if scale is not None:
+                scale = scale.astype(total.dtype)
+                weights = scale if weights is None else weights * scale
+            return reduce_total(total, count, weights, reduction)
     values = kernel.values(arrays, mask)
     weights = kernel.weights(arrays, mask, values.dtype)
     if sample_weight is not None:
@@ -78,6 +94,14 @@ def apply(
         values = values * s
         weights = s if weights is None else weights * s
     return reduce(values, weights, reduction)
+
+
+def _scale(mask, sample_weight):
+    """``s_i`` times the 0/1 mask, NaN where a sample weight is invalid; None: all 1."""
+    if sample_weight is None:
+        return None if mask is None else mask.astype(jnp.float32)
+    dtype = _numerics.compute_dtype(sample_weight)  # float64 stays float64
+    return _numerics.nan_if_negative(_numerics.mask_rows(sample_weight.astype(dtype), mask))
 
 
 # --------------------------------------------------------------------------------------
@@ -168,6 +192,18 @@ def soft_example_weights(
 
 # --------------------------------------------------------------------------------------
 # Reductions.
+
+
+def reduce_total(total, count, weights, reduction):
+    """``"sum"`` or ``"mean"`` from the (scaled) total, the number of examples and
+    their weights (None: each weighs 1)."""
+    if reduction == "sum":
+        return total
+    if weights is None:
+        return total / count if count else jnp.zeros((), total.dtype)
+    denom = jnp.sum(weights.astype(total.dtype))
+    empty = denom == 0
+    return jnp.where(empty, 0, total / jnp.where(empty, 1, denom))
 
 
 def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.Array:

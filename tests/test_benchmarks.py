@@ -33,8 +33,9 @@ def test_quick_linear_benchmark(tmp_path):
     linear = importlib.util.module_from_spec(spec)
     sys.modules["bench_linear"] = linear
     spec.loader.exec_module(linear)
-    report = linear.main(["--quick", "--out", str(tmp_path), "--repeats", "1",
-                          "--min-seconds", "0"])
+    report = linear.main(
+        ["--quick", "--out", str(tmp_path), "--repeats", "1", "--min-seconds", "0"]
+    )
     (step,) = [r for r in report["steps"] if r["dtype"] == "float32"]
     assert step["value_error"] < 1e-3 and step["median_s"]["fused"] > 0
     assert (tmp_path / "linear-cpu-quick.md").read_text().startswith("###")

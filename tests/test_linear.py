@@ -153,12 +153,18 @@ def test_reverse_mode_keeps_no_logits_sized_residual(capsys, rng):
     assert "[64,512]" not in out and "[64,128]" not in out, out
 
 
-def test_compiled_memory_stays_below_the_logits(rng):
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_compiled_memory_stays_below_the_logits(monkeypatch, reduction):
+    """With a 4 MiB budget for blocks (the default is 128 MiB), neither path builds the
+    16 MiB logits."""
+    import jaxloss._linear as linear
+
+    monkeypatch.setattr(linear, "BLOCK_BUDGET_BYTES", 2**22)
     n, d, c = 512, 64, 8192
     h = jnp.zeros((n, d))
     w = jnp.zeros((d, c))
     y = jnp.zeros((n,), jnp.int32)
-    grad = jax.grad(lambda h, w: LCE(h, w, y, block_size=1024, reduction="mean"), (0, 1))
+    grad = jax.grad(lambda h, w: LCE(h, w, y, reduction=reduction).sum(), (0, 1))
     temp = jax.jit(grad).lower(h, w).compile().memory_analysis().temp_size_in_bytes
     logits = n * c * 4
     # a few [N, block] blocks and the [D, C] weight gradient, never [N, C]
@@ -181,3 +187,33 @@ def test_errors_name_the_argument():
         LCE(h, w, y, block_size=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         LCE(h, w, y, label_smoothing=1.5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
+    """A budget small enough for chunks of 2 tokens (the last one padded), with every
+    option, a mask and sample weights: the scalar path against the unfused loss."""
+    import jaxloss._linear as linear
+
+    monkeypatch.setattr(linear, "BLOCK_BUDGET_BYTES", 2 * C * 4 * linear._TEMPS_PER_BLOCK)
+    assert linear.token_block_for(7, C) == 2
+    h, w, b, y, cw = _inputs(rng, n=7)
+    y[3] = -100
+    keep = np.array([True, True, False, True, True, True, True])
+    sw = rng.uniform(0.5, 2.0, 7)
+    opts = dict(
+        ignore_index=-100,
+        label_smoothing=0.1,
+        z_loss=0.01,
+        logit_softcap=3.0,
+        where=keep,
+        reduction=reduction,
+    )
+
+    def fused(h, w, b, cw, sw):
+        return LCE(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts)
+
+    def unfused(h, w, b, cw, sw):
+        return _unfused(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts)
+
+    check_derivatives(fused, unfused, h, w, b, cw, sw, order=2 if reduction == "mean" else 1)
