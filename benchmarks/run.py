@@ -470,8 +470,12 @@ def main(argv=None):
         help="Folder for the JSON and markdown results.",
     )
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick:  # a smoke run: one shape, the training mode
         args.repeats, args.min_seconds = 3, 0.0
+        if args.modes == parser.get_default("modes"):
+            args.modes = "fwd+bwd"
+        if args.dtypes == parser.get_default("dtypes"):
+            args.dtypes = "float32"
     shapes = _shapes(args.shapes) or (QUICK_SHAPES if args.quick else GRID_SHAPES)
 
     backend = jax.default_backend()

@@ -59,7 +59,7 @@ def test_sigmoid_focal_golden_and_edges():
         assert np.all(np.isfinite(jax.hessian(lambda x: SFL(x, zi, gamma=gamma).sum())(xi)))
 
 
-@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
 def test_sigmoid_focal_derivatives(rng, gamma):
     x = rng.standard_normal((3, 4)) * 2
     z = rng.uniform(0.05, 0.95, (3, 4))
@@ -116,7 +116,7 @@ def test_softmax_focal_gamma_zero_is_cross_entropy_with_class_weights(rng, reduc
     )
 
 
-@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
 def test_softmax_focal_derivatives(rng, gamma):
     x = rng.standard_normal((4, 5))
     y = np.array([0, 2, 4, 1])

