@@ -152,7 +152,7 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         )
     if da is not None:
         safe = _softmax.safe_labels(labels, x.shape[k.axis], k.axis)
-        out = out + k.scale * jnp.take(da.astype(dtype), safe) * _times(2 * mod, h)
+        out = out + k.scale * _softmax.take(da.astype(dtype), safe) * _times(2 * mod, h)
     out = jnp.where(ok, jnp.broadcast_to(out, h.shape), jnp.nan)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _numerics
+from . import _checks, _numerics, _softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +139,7 @@ def sparse_example_weights(
         return count_weights(mask, dtype)
     num_classes = class_weights.shape[0]
     safe = jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
-    w = jnp.take(_numerics.valid_weights(class_weights.astype(dtype)), safe)
+    w = _softmax.take(_numerics.valid_weights(class_weights.astype(dtype)), safe)
     return _numerics.mask_rows(w, mask)
 
 

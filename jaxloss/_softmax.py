@@ -176,8 +176,33 @@ def safe_labels(labels: jax.Array, num_classes: int, axis: int) -> jax.Array:
     return jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
 
 
+def class_axis_sharded(x: jax.Array, axis: int) -> bool:
+    """Whether ``x``'s class axis is split over an explicit mesh axis (under
+    ``jax.set_mesh`` with ``AxisType.Explicit``), where a gather along it has no
+    sharding rule."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and len(spec) > axis and spec[axis] is not None
+
+
+def take(values: jax.Array, index: jax.Array) -> jax.Array:
+    """``values[index]`` for a small replicated table (class weights) and per-example
+    indices; under an explicit mesh the result takes the indices' sharding."""
+    spec = getattr(getattr(jax.typeof(index), "sharding", None), "spec", None)
+    if spec is not None and any(s is not None for s in spec):
+        return values.at[index].get(out_sharding=jax.typeof(index).sharding)
+    return jnp.take(values, index)
+
+
 def take_label(x: jax.Array, labels: jax.Array, axis: int) -> jax.Array:
-    """``x_{y}`` per example (class axis kept), for in-range labels."""
+    """``x_{y}`` per example (class axis kept), for in-range labels.
+
+    A gather, except when the class axis is explicitly sharded: then a masked sum
+    over the classes, which the compiler splits into local sums and one all-reduce
+    of one number per example (docs/performance.md)."""
+    if class_axis_sharded(x, axis):
+        classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
+        hit = classes == jnp.expand_dims(labels.astype(jnp.int32), axis)
+        return jnp.sum(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis, keepdims=True)
     return jnp.take_along_axis(x, safe_labels(labels, x.shape[axis], axis), axis)
 
 
@@ -192,7 +217,7 @@ def label_weight(class_weights, labels, axis, dtype):
     if class_weights is None:
         return jnp.ones((), dtype)
     safe = safe_labels(labels, class_weights.shape[0], axis)
-    return jnp.take(class_weights.astype(dtype), safe)
+    return take(class_weights.astype(dtype), safe)
 
 
 def check_labels(fn, labels, mask, num_classes, ignore_index):

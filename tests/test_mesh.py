@@ -1,0 +1,106 @@
+"""The softmax family on a class-sharded mesh (8 forced CPU devices, in a subprocess so
+that the rest of the suite keeps one device): under plain ``jit`` with ``Auto`` and
+``Explicit`` (``jax.set_mesh``) axis types, logits split ``P("data", "model")``, values
+and gradients equal the unsharded call's, and every collective in the compiled step is
+O(examples): nothing of the logits' size crosses devices."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, re, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+    import jaxloss
+
+    n, c = 64, 1000  # 1000 classes: 250 per model shard
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c)).astype(np.float32)
+    y = rng.integers(0, c, n).astype(np.int32)
+    t = np.asarray(jax.nn.softmax(rng.standard_normal((n, c)).astype(np.float32)))
+    w = rng.uniform(0.5, 2, c).astype(np.float32)
+    keep = rng.random(n) < 0.8
+    cases = {
+        "sparse": lambda x, y, t: jaxloss.sparse_categorical_cross_entropy(
+            x, y, reduction="mean", label_smoothing=0.1, z_loss=1e-3, ignore_index=3,
+            class_weights=w, where=keep),
+        "optax_name": lambda x, y, t: jnp.mean(
+            jaxloss.softmax_cross_entropy_with_integer_labels(x, y)),
+        "categorical": lambda x, y, t: jaxloss.categorical_cross_entropy(
+            x, t, reduction="mean", class_weights=w, label_smoothing=0.1),
+        "kl": lambda x, y, t: jaxloss.kl_divergence(x, t, reduction="mean"),
+        "reverse_kl": lambda x, y, t: jaxloss.reverse_kl_divergence(x, t, reduction="mean"),
+        "kl_with_logits": lambda x, y, t: jaxloss.kl_divergence_with_logits(
+            x, jnp.log(t), temperature=2.0, reduction="mean"),
+        "js": lambda x, y, t: jaxloss.js_divergence(x, t, reduction="mean"),
+        "entropy": lambda x, y, t: jaxloss.entropy(x, reduction="mean"),
+        "focal": lambda x, y, t: jaxloss.softmax_focal_loss(x, y, alpha=w, reduction="mean"),
+    }
+
+    def collectives(hlo):
+        out = []
+        for line in hlo.splitlines():
+            m = re.search(r"= (.*?) (all-reduce|all-gather|reduce-scatter|all-to-all|"
+                          r"collective-permute)(-start)?\\(", line)
+            if m:
+                shapes = re.findall(r"\\w+\\[([\\d,]*)\\]", m.group(1))
+                out.append(sum(int(np.prod([int(d) for d in s.split(",") if d] or [1]))
+                               for s in shapes))
+        return out
+
+    report = {}
+    for kind in ("auto", "explicit"):
+        axis_type = AxisType.Auto if kind == "auto" else AxisType.Explicit
+        mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(axis_type,) * 2)
+        with jax.set_mesh(mesh):
+            xs = jax.device_put(x, NamedSharding(mesh, P("data", "model")))
+            ts = jax.device_put(t, NamedSharding(mesh, P("data", "model")))
+            ys = jax.device_put(y, NamedSharding(mesh, P("data")))
+            for name, f in cases.items():
+                step = jax.jit(jax.value_and_grad(f))
+                try:
+                    v, g = step(xs, ys, ts)
+                    v0, g0 = jax.value_and_grad(f)(x, y, t)
+                    err = float(abs(v - v0)), float(np.max(np.abs(np.asarray(g) - g0)))
+                    sizes = collectives(step.lower(xs, ys, ts).compile().as_text())
+                    report[f"{kind}/{name}"] = {"err": err, "sizes": sizes}
+                except Exception as e:
+                    report[f"{kind}/{name}"] = {"error": f"{type(e).__name__}: {e}"[:400]}
+    print("REPORT" + json.dumps(report))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def report():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    line = [r for r in done.stdout.splitlines() if r.startswith("REPORT")]
+    assert line, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(line[0][len("REPORT") :])
+
+
+CASES = ["sparse", "optax_name", "categorical", "kl", "reverse_kl", "kl_with_logits", "js",
+         "entropy", "focal"]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["auto", "explicit"])
+@pytest.mark.parametrize("name", CASES)
+def test_class_sharded_values_and_collectives(report, kind, name):
+    r = report[f"{kind}/{name}"]
+    assert "error" not in r, r.get("error")
+    value_err, grad_err = r["err"]
+    assert value_err < 1e-5 and grad_err < 1e-6, r
+    n, c, model = 64, 1000, 4
+    # every collective carries a few numbers per example, never a logits shard
+    assert r["sizes"], r
+    assert max(r["sizes"]) <= 8 * n < n * c // model, r
