@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _softmax
+from . import _checks, _numerics, _reduction, _softmax, _vocab_parallel
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
@@ -197,21 +197,28 @@ def _run(
     z_loss,
     reduction,
     residuals,
+    axis_name=None,
 ):
     """Checks the options, merges the class axes and runs the kernel."""
     if len(axes) > 1 and not sparse:
         targets, _ = _softmax.merge_class_axes(targets, axes)
     per_example = _softmax.batch_shape(tuple(logits.shape), axes)
     logits, axis = _softmax.merge_class_axes(logits, axes)
-    kernel = CrossEntropy(
+    options = dict(
         fn=fn,
         axis=axis,
         sparse=sparse,
         smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
         z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
-        remat=not _softmax.keep_softmax(_checks.check_residuals(residuals, fn), logits),
     )
+    residuals = _checks.check_residuals(residuals, fn)
+    if axis_name is not None:  # the class axis is split over a shard_map axis
+        if not isinstance(axis_name, str):
+            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+        kernel = _vocab_parallel.VocabParallelCrossEntropy(axis_name=axis_name, **options)
+    else:
+        kernel = CrossEntropy(remat=not _softmax.keep_softmax(residuals, logits), **options)
     class_weights = _checks.check_class_weights(class_weights, logits.shape[axis], fn)
     return _reduction.apply(
         kernel,
@@ -268,6 +275,7 @@ def categorical_cross_entropy(
     z_loss: float = 0.0,
     reduction: str = "none",
     residuals: str = "auto",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Softmax cross-entropy against soft (or one-hot) target distributions.
 
@@ -317,6 +325,12 @@ def categorical_cross_entropy(
         ``"softmax"`` also the softmax, logits-sized (no recomputation), ``"auto"``
         (default) ``"softmax"`` on CPU for at most 2**24 logits, where recomputing
         costs more than keeping, else ``"lse"``.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the class axis
+        is split in contiguous shards (vocabulary parallelism). ``logits``,
+        ``targets`` and ``class_weights`` are then the local shards; values and
+        derivatives equal the unsharded call's, and the forward pass exchanges one
+        ``pmax`` and one ``psum`` of a few numbers per example (the logits' backward
+        pass none). ``residuals`` does not apply: the softmax is recomputed.
 
     Returns:
       The per-example losses, shape ``logits.shape`` without the class axes, for
@@ -359,6 +373,7 @@ def categorical_cross_entropy(
         z_loss=z_loss,
         reduction=reduction,
         residuals=residuals,
+        axis_name=axis_name,
     )
 
 
@@ -375,6 +390,7 @@ def sparse_categorical_cross_entropy(
     z_loss: float = 0.0,
     reduction: str = "none",
     residuals: str = "auto",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Softmax cross-entropy against integer class labels.
 
@@ -412,6 +428,9 @@ def sparse_categorical_cross_entropy(
         gradient when every example is masked).
       residuals: ``"auto"``, ``"lse"`` or ``"softmax"``: what reverse mode keeps (see
         :func:`categorical_cross_entropy`).
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the class axis is
+        split (see :func:`categorical_cross_entropy`). Labels stay global class
+        indices; ``class_weights`` is the local shard.
 
     Returns:
       Per-example losses of shape ``labels.shape`` for ``reduction="none"``, else a
@@ -449,6 +468,7 @@ def sparse_categorical_cross_entropy(
         z_loss=z_loss,
         reduction=reduction,
         residuals=residuals,
+        axis_name=axis_name,
     )
 
 

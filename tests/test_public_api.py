@@ -67,6 +67,7 @@ def test_signatures():
         "z_loss": (kw, 0.0),
         "reduction": (kw, "none"),
         "residuals": (kw, "auto"),
+        "axis_name": (kw, None),
     }
     assert _params(jaxloss.sparse_categorical_cross_entropy) == {
         "logits": (pos, empty),
@@ -80,6 +81,7 @@ def test_signatures():
         "z_loss": (kw, 0.0),
         "reduction": (kw, "none"),
         "residuals": (kw, "auto"),
+        "axis_name": (kw, None),
     }
     # The optax drop-ins take optax's arguments, positionally too.
     for name in ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels"):

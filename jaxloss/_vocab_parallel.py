@@ -1,0 +1,201 @@
+"""Vocabulary-parallel softmax cross-entropy: ``axis_name=`` inside ``shard_map``.
+
+Each device holds a contiguous shard of the classes, in mesh order along the mesh axis
+``axis_name``; labels are global class indices, class weights are the local shard.
+Per example, the forward pass needs one ``pmax`` (the row maximum) and one ``psum`` of
+a few stacked numbers computed from the local shard:
+
+    e = sum_c exp(x_c - m)           A = sum_c s_c (m/2 - x_c/2)
+    S = sum_c s_c                     w_y (integer labels)   or   #targets outside [0, 1]
+
+so that ``loss = 2 A + S log e + z lse**2`` (``s = w * smoothed targets``). The
+derivative rule is hand-written: the logits' gradient ``(S + 2 z lse) p_c - s_c`` is
+local, so the backward pass of the logits needs no collective; the tangent's partial
+sums are combined with one ``psum``, whose transpose moves nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks, _numerics, _reduction, _softmax
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabParallelCrossEntropy(_reduction.Kernel):
+    axis: int
+    axis_name: str
+    sparse: bool
+    smoothing: float = 0.0
+    z_loss: float = 0.0
+    ignore_index: int | None = None
+
+    def mask(self, arrays, where):
+        labels = arrays[1] if self.sparse else None
+        return _reduction.example_mask(where, labels, self.ignore_index)
+
+    def check(self, arrays, mask):
+        logits, targets, class_weights = arrays
+        if self.sparse:
+            num_classes = logits.shape[self.axis] * jax.lax.axis_size(self.axis_name)
+            _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
+        else:
+            _checks.check_in_unit_interval(self.fn, "target", targets, None)
+
+    def values(self, arrays, mask):
+        return _vp_ce(self, *arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        logits, targets, class_weights = arrays
+        if class_weights is None:
+            return _reduction.count_weights(mask, dtype)
+        w = _numerics.valid_weights(class_weights.astype(dtype))
+        if self.sparse:
+            y, inside = _local_labels(self, logits, targets)
+            w_y = jnp.where(inside, _softmax.take(w, y), 0)
+        else:
+            cw = _softmax.along_classes(w, self.axis, logits.ndim, dtype)
+            w_y = jnp.sum(cw * targets.astype(dtype), self.axis)
+        return _numerics.mask_rows(jax.lax.psum(w_y, self.axis_name), mask)
+
+
+def _local_labels(k, logits, labels):
+    """Labels as indices into the local shard, and whether the shard holds them."""
+    local = logits.shape[k.axis]
+    y = labels - jax.lax.axis_index(k.axis_name).astype(labels.dtype) * local
+    inside = (y >= 0) & (y < local)
+    return jnp.where(inside, y, 0), inside
+
+
+def _stats(k, logits, targets, class_weights, mask):
+    """``(m, e, A, S, w_y, bad)`` per example (class axis kept), after the collectives."""
+    dtype = _numerics.compute_dtype(logits)
+    mask_c = _numerics.expand(mask, k.axis)
+    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
+    # a constant under differentiation (every formula is invariant to the shift)
+    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
+    m = jnp.where(jnp.isfinite(m), m, 0)
+    num_classes = x.shape[k.axis] * jax.lax.axis_size(k.axis_name)
+    b = k.smoothing / num_classes
+    w = None
+    if class_weights is not None:
+        w = _numerics.valid_weights(class_weights.astype(dtype))
+        w = _softmax.along_classes(w, k.axis, x.ndim, dtype)
+    half = m / 2 - x / 2
+    e = jnp.sum(jnp.exp(x - m), k.axis, keepdims=True)
+    zero = jnp.zeros_like(e)
+    if k.sparse:
+        y, inside = _local_labels(k, logits, targets)
+        y, inside = jnp.expand_dims(y, k.axis), jnp.expand_dims(inside, k.axis)
+        x_y = jnp.take_along_axis(x, y, k.axis)
+        w_y = jnp.ones_like(x_y)
+        if class_weights is not None:
+            w_vec = _numerics.valid_weights(class_weights.astype(dtype))
+            w_y = jnp.expand_dims(_softmax.take(w_vec, jnp.squeeze(y, k.axis)), k.axis)
+        w_y = jnp.where(inside, w_y, 0)
+        a = _numerics.times((1 - k.smoothing) * w_y, m / 2 - x_y / 2)
+        s_sum = (1 - k.smoothing) * w_y
+        if k.smoothing:
+            bw = b if w is None else b * w
+            a = a + jnp.sum(_numerics.times(bw * jnp.ones_like(x), half), k.axis, keepdims=True)
+            s_sum = s_sum + jnp.sum(bw * jnp.ones_like(x), k.axis, keepdims=True)
+        bad = zero
+    else:
+        t = _numerics.mask_rows(targets.astype(dtype), mask_c)
+        s = (1 - k.smoothing) * t + b if k.smoothing else t
+        if w is not None:
+            s = w * s
+        a = jnp.sum(_numerics.times(s, half), k.axis, keepdims=True)
+        s_sum = jnp.sum(s, k.axis, keepdims=True)
+        w_y = zero
+        bad = 1 - _numerics.unit_rows(t, k.axis).astype(dtype)
+    e, a, s_sum, w_y, bad = jax.lax.psum((e, a, s_sum, w_y, bad), k.axis_name)
+    return m, e, a, s_sum, w_y, bad
+
+
+def _finish(k, logits, targets, mask, value):
+    """NaN for a bad label or target row, 0 where masked, class axis dropped."""
+    return jnp.squeeze(_numerics.mask_rows(value, _numerics.expand(mask, k.axis)), k.axis)
+
+
+def _ok(k, logits, targets, mask, bad):
+    if k.sparse:
+        num_classes = logits.shape[k.axis] * jax.lax.axis_size(k.axis_name)
+        ok = jnp.expand_dims((targets >= 0) & (targets < num_classes), k.axis)
+    else:
+        ok = bad == 0
+    if mask is not None:
+        ok = ok | ~_numerics.expand(mask, k.axis)
+    return ok
+
+
+def _loss(k, m, e, a, s_sum):
+    lse_rel = jnp.log(e)
+    loss = 2 * a + s_sum * lse_rel
+    if k.z_loss:
+        loss = loss + k.z_loss * (m + lse_rel) ** 2
+    return loss
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _vp_ce(k, logits, targets, class_weights, mask):
+    m, e, a, s_sum, _, bad = _stats(k, logits, targets, class_weights, mask)
+    ok = _ok(k, logits, targets, mask, bad)
+    return _finish(k, logits, targets, mask, jnp.where(ok, _loss(k, m, e, a, s_sum), jnp.nan))
+
+
+def _vp_ce_jvp(k, primals, tangents):
+    logits, targets, class_weights, mask = primals
+    d_logits, d_targets, d_cw, _ = map(_numerics.nonzero, tangents)
+    m, e, a, s_sum, w_y, bad = _stats(k, logits, targets, class_weights, mask)
+    ok = _ok(k, logits, targets, mask, bad)
+    value = _finish(k, logits, targets, mask, jnp.where(ok, _loss(k, m, e, a, s_sum), jnp.nan))
+    if d_logits is None and d_targets is None and d_cw is None:
+        return value, jnp.zeros_like(value)
+    dtype = _numerics.compute_dtype(logits)
+    mask_c = _numerics.expand(mask, k.axis)
+    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
+    num_classes = x.shape[k.axis] * jax.lax.axis_size(k.axis_name)
+    b = k.smoothing / num_classes
+    w = None
+    if class_weights is not None:
+        w = _numerics.valid_weights(class_weights.astype(dtype))
+        w = _softmax.along_classes(w, k.axis, x.ndim, dtype)
+    if k.sparse:
+        y, inside = _local_labels(k, logits, targets)
+        classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, k.axis)
+        hit = (classes == jnp.expand_dims(y, k.axis)) & jnp.expand_dims(inside, k.axis)
+        t = hit.astype(dtype)
+        t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+    else:
+        t = _numerics.mask_rows(targets.astype(dtype), mask_c)
+        t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+    s = t_smooth if w is None else w * t_smooth
+    lse_rel = jnp.log(e)
+    out = 0
+    if d_logits is not None:
+        coef = s_sum + 2 * k.z_loss * (m + lse_rel)
+        coef = jnp.where(ok, coef, jnp.nan)
+        g = coef * jnp.exp(x - m) / e - s
+        dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
+        out = out + jnp.sum(g * dx, k.axis, keepdims=True)
+    if d_targets is not None or d_cw is not None:
+        nlp = jnp.where(x > -jnp.inf, m - x + lse_rel, 0)  # -log p_c
+        if d_targets is not None:
+            dt = (1 - k.smoothing) * _numerics.mask_rows(d_targets.astype(dtype), mask_c)
+            if w is not None:
+                dt = w * dt
+            out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
+        if d_cw is not None:
+            dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
+            out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
+    out = jax.lax.psum(jnp.broadcast_to(out, e.shape), k.axis_name)
+    out = jnp.where(ok, out, jnp.nan)
+    return value, _finish(k, logits, targets, mask, out)
+
+
+_vp_ce.defjvp(_vp_ce_jvp, symbolic_zeros=True)
