@@ -71,8 +71,8 @@ def test_derivatives_all_options_second_order(rng, reduction):
         return _unfused(h, w, y, bias=b, class_weights=cw, reduction=reduction, **opts)
 
     check_derivatives(fused, unfused, h, w, b, cw, order=1)
-    if reduction == "mean":  # second order in (hidden, weight)
-        check_derivatives(fused, unfused, h, w, b, cw, argnums=(0, 1), order=2)
+    if reduction == "mean":  # second order in hidden (through every weight and option)
+        check_derivatives(fused, unfused, h, w, b, cw, argnums=(0,), order=2, modes=("rev",))
 
 
 def test_every_autodiff_api(rng):
