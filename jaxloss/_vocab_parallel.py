@@ -71,20 +71,26 @@ def _local_labels(k, logits, labels):
     return jnp.where(inside, y, 0), inside
 
 
-def _stats(k, logits, targets, class_weights, mask):
-    """``(m, e, A, S, w_y, bad)`` per example (class axis kept), after the collectives."""
+def _local(k, logits, class_weights, mask):
+    """What both the forward pass and the rule start from: the sanitized local logits,
+    ``eps / C`` (global C) and the local class weights along the class axis."""
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    # a constant under differentiation (every formula is invariant to the shift)
-    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
-    m = jnp.where(jnp.isfinite(m), m, 0)
     num_classes = x.shape[k.axis] * jax.lax.axis_size(k.axis_name)
-    b = k.smoothing / num_classes
     w = None
     if class_weights is not None:
         w = _numerics.valid_weights(class_weights.astype(dtype))
         w = _softmax.along_classes(w, k.axis, x.ndim, dtype)
+    return dtype, mask_c, x, k.smoothing / num_classes, w
+
+
+def _stats(k, logits, targets, class_weights, mask):
+    """``(m, e, A, S, w_y, bad)`` per example (class axis kept), after the collectives."""
+    dtype, mask_c, x, b, w = _local(k, logits, class_weights, mask)
+    # a constant under differentiation (every formula is invariant to the shift)
+    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
+    m = jnp.where(jnp.isfinite(m), m, 0)
     half = m / 2 - x / 2
     e = jnp.sum(jnp.exp(x - m), k.axis, keepdims=True)
     zero = jnp.zeros_like(e)
@@ -156,15 +162,7 @@ def _vp_ce_jvp(k, primals, tangents):
     value = _finish(k, logits, targets, mask, jnp.where(ok, _loss(k, m, e, a, s_sum), jnp.nan))
     if d_logits is None and d_targets is None and d_cw is None:
         return value, jnp.zeros_like(value)
-    dtype = _numerics.compute_dtype(logits)
-    mask_c = _numerics.expand(mask, k.axis)
-    x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    num_classes = x.shape[k.axis] * jax.lax.axis_size(k.axis_name)
-    b = k.smoothing / num_classes
-    w = None
-    if class_weights is not None:
-        w = _numerics.valid_weights(class_weights.astype(dtype))
-        w = _softmax.along_classes(w, k.axis, x.ndim, dtype)
+    dtype, mask_c, x, b, w = _local(k, logits, class_weights, mask)
     if k.sparse:
         y, inside = _local_labels(k, logits, targets)
         classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, k.axis)
