@@ -19,6 +19,7 @@ import os
 import pathlib
 import sys
 import sysconfig
+import time
 
 import jax
 import jax.numpy as jnp
@@ -150,11 +151,18 @@ def main(argv=None) -> dict:
 
     rng = np.random.default_rng(args.seed)
     losses = []
+    start = None
     for i in range(args.steps):
         loss = float(step(model, optimizer, *batches(train_ids, args.seq_len, args.batch, rng)))
         losses.append(loss)
+        if i == 0:
+            start = time.perf_counter()  # after the first step, which compiles
         if i % 50 == 0 or i == args.steps - 1:
             print(f"step {i:4d}  loss {loss:.3f}", flush=True)
+    tokens_per_s = None
+    if args.steps > 1:
+        tokens_per_s = (args.steps - 1) * args.batch * args.seq_len / (time.perf_counter() - start)
+        print(f"training: {tokens_per_s:,.0f} tokens/s", flush=True)
 
     eval_loss = nnx.jit(fused_loss)
     test_rng = np.random.default_rng(args.seed + 1)
@@ -185,6 +193,7 @@ def main(argv=None) -> dict:
         "vocab": vocab,
         "train_loss": losses,
         "test_loss": test_loss,
+        "tokens_per_s": tokens_per_s,
         "temp_bytes": {"fused": fused, "unfused": unfused},
     }
 
