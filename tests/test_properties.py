@@ -33,7 +33,7 @@ from hypothesis import strategies as st  # noqa: E402
 import jaxloss  # noqa: E402
 from tests import reference as ref  # noqa: E402
 
-EXAMPLES = int(os.environ.get("JAXLOSS_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("JAXLOSS_FUZZ_EXAMPLES", "3"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
