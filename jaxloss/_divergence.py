@@ -16,6 +16,7 @@ forward pass, see :mod:`jaxloss._numerics`); the others use selects.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -62,9 +63,10 @@ class _Divergence(_reduction.Kernel):
     every unmasked example weighs 1, targets are probabilities."""
 
     axis: int
+    other_is_logits: ClassVar[bool] = False  # the second array holds probabilities
 
     def check(self, arrays, mask):
-        if len(arrays) > 1 and not getattr(self, "other_is_logits", False):
+        if len(arrays) > 1 and not self.other_is_logits:
             rows = None
             if mask is not None:
                 rows = jnp.broadcast_to(_numerics.expand(mask, self.axis), arrays[1].shape)
@@ -226,7 +228,7 @@ _kl_logits = _numerics.custom_rule(_kl_logits_value, _kl_logits_tangent, _kl_log
 @dataclasses.dataclass(frozen=True)
 class KLWithLogits(_Divergence):
     temperature: float = 1.0
-    other_is_logits: bool = True
+    other_is_logits: ClassVar[bool] = True
 
     def values(self, arrays, mask):
         return _kl_logits(self, *arrays, mask)
