@@ -127,18 +127,29 @@ class KL(_Divergence):
 
 
 def _reverse_kl_parts(k, logits, targets, mask, stats):
+    """``p``, ``log p`` (0 where ``p = 0``), where ``p = 0`` exactly (a ``-inf`` logit:
+    a finite logit's probability is never 0, even where float32 rounds it to 0), and
+    the targets (1 there)."""
     dtype = _numerics.compute_dtype(logits)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
     t = _targets(targets, mask, k.axis, dtype)
-    log_p, zero = _log_softmax(x, stats)
-    t_safe = jnp.where(zero, 1, t)  # where p = 0 the term is 0 whatever t is
+    zero = x == -jnp.inf
+    log_p = jnp.where(zero, 0, x - stats.row_max - stats.lse_rel)
+    t_safe = jnp.where(zero, 1, t)
     return _softmax.softmax(x, stats), log_p, zero, t_safe
+
+
+def _reverse_kl_terms(p, log_p, zero, t):
+    """``p (log p - log t)``: 0 where ``p = 0``, ``+inf`` where ``t = 0 < p`` (even if
+    ``p`` underflows: KL(p || t) is infinite whenever t rules out a possible class)."""
+    inf = jnp.where(t == 0, jnp.inf, 0)
+    return jnp.where(zero, 0, p * (log_p - jnp.log(jnp.where(t == 0, 1, t))) + inf)
 
 
 def _reverse_kl_value(k, logits, targets, mask):
     stats = _softmax.row_stats(k.axis, logits, mask)
     p, log_p, zero, t = _reverse_kl_parts(k, logits, targets, mask, stats)
-    terms = jnp.where(zero, 0, p * (log_p - jnp.log(t)))  # +inf where t = 0 < p
+    terms = _reverse_kl_terms(p, log_p, zero, t)
     return _finish(jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
 
 

@@ -214,12 +214,13 @@ def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.
     """
     if reduction == "none":
         return losses
-    total = jnp.sum(losses)
     if reduction == "sum":
-        return total
+        return jnp.sum(losses)
+    # The mean divides before it adds, so that a mean of huge losses whose sum would
+    # overflow is still exact.
     if weights is None:
-        return total / losses.size if losses.size else jnp.zeros((), losses.dtype)
+        return jnp.sum(losses / losses.size) if losses.size else jnp.zeros((), losses.dtype)
     denom = jnp.sum(weights.astype(losses.dtype))
     # Double where: an all-masked batch gives 0 and a zero (not NaN) gradient.
     empty = denom == 0
-    return jnp.where(empty, 0, total / jnp.where(empty, 1, denom))
+    return jnp.where(empty, 0, jnp.sum(losses / jnp.where(empty, 1, denom)))

@@ -198,3 +198,22 @@ def test_loss_histogram_of_nothing():
     edges, fractions = jaxloss.diagnostics.loss_histogram(jnp.zeros((0,)), bins=2)
     np.testing.assert_allclose(edges, [0.0, 0.5, 1.0])
     np.testing.assert_array_equal(fractions, [0.0, 0.0])
+
+
+# Found by the 400-example fuzz run of this session.
+def test_reverse_kl_is_infinite_where_the_target_rules_out_a_possible_class():
+    # p_1 = e^-10000 rounds to 0 in float32, but is not 0: KL(p || t) = inf
+    x = jnp.array([[0.0, -1e4], [0.0, -jnp.inf]])
+    t = jnp.array([[1.0, 0.0], [1.0, 0.0]])
+    out = jaxloss.reverse_kl_divergence(x, t)
+    assert out[0] == jnp.inf and out[1] == 0.0  # a -inf logit is an impossible class
+
+
+def test_mean_of_huge_losses_does_not_overflow():
+    x = jnp.full((7,), -1e38)  # each loss is 1e38; their sum overflows float32
+    out = jaxloss.sigmoid_cross_entropy(x, jnp.ones(7), reduction="mean")
+    np.testing.assert_allclose(out, 1e38, rtol=1e-6)
+    ce = jaxloss.sparse_categorical_cross_entropy(
+        jnp.tile(jnp.array([[2e38, -1e38]]), (4, 1)), jnp.ones(4, jnp.int32), reduction="mean"
+    )
+    np.testing.assert_allclose(ce, 3e38, rtol=1e-6)
