@@ -439,7 +439,8 @@ def reverse_kl_divergence(
 
     The mode-seeking direction (used in variational inference and some distillation
     schemes): it is ``+inf`` where the prediction puts mass on a class the targets rule
-    out (``t_c = 0 < p_c``), and a class with ``p_c = 0`` (a ``-inf`` logit) contributes
+    out (``t_c = 0 < p_c``), which is every class with a finite logit, even where
+    float32 rounds ``p_c`` to 0; a class with ``p_c = 0`` (a ``-inf`` logit) contributes
     exactly 0. Gradients: ``p_c (log p_c - log t_c - KL)`` for the logits and
     ``-p_c / t_c`` for the targets, 0 wherever ``p_c = 0``. Targets must lie in
     [0, 1]; a row with one outside it gets NaN.
