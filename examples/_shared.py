@@ -1,11 +1,16 @@
-"""What the examples share: the data, a small Flax (NNX) network, and a training loop.
+"""What the examples share: the data, a small Flax (NNX) network, a training loop, the
+command-line parser and where images go.
 
 The data is scikit-learn's handwritten digits (1,797 8x8 images, 10 classes), which
-ships inside the package, so every example runs offline.
+ships inside the package, so every example runs offline. Images go under ``outputs/``
+(relative to the working directory, ignored by git) unless a flag says otherwise.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import pathlib
 from collections.abc import Callable
 
 import jax
@@ -14,6 +19,51 @@ import numpy as np
 import optax
 from flax import nnx
 from tqdm.auto import tqdm
+
+OUTPUT_DIR = pathlib.Path("outputs")
+"""Where the examples write their images by default (relative to the working directory)."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default, and the docstring's paragraphs as they are written."""
+
+
+def make_parser(doc: str, file: str) -> argparse.ArgumentParser:
+    """An argument parser for an example script.
+
+    Args:
+      doc: the script's module docstring. Its first paragraph is the description and
+        the rest (how to run it) the epilog, both shown as written.
+      file: the script's ``__file__``, whose name is the program name in the usage line.
+
+    Returns:
+      A parser whose ``--help`` shows every option's default; the options are added by
+      the caller, each with a full-sentence help text.
+    """
+    description, _, epilog = doc.strip().partition("\n\n")
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(file),
+        description=description,
+        epilog=epilog or None,
+        formatter_class=_HelpFormatter,
+        add_help=False,
+    )
+    parser.add_argument("-h", "--help", action="help", help="Show this help message and exit.")
+    return parser
+
+
+def output_path(path: str | os.PathLike) -> pathlib.Path:
+    """``path`` as a :class:`pathlib.Path`, with its folder created if it does not exist.
+
+    Args:
+      path: where an image will be written, e.g. ``outputs/loss_histogram.png``.
+
+    Returns:
+      The same path, ready to write to.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def describe_backend() -> str:
@@ -71,7 +121,8 @@ def train(
 
     rng = np.random.default_rng(seed)
     history = []
-    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5)
+    # disable=None: no progress bar where stderr is not a terminal (a log file, a pipe).
+    bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5, disable=None)
     for _ in bar:
         idx = rng.integers(0, len(x), min(batch_size, len(x)))
         loss = float(step(model, optimizer, jnp.asarray(x[idx]), jnp.asarray(y[idx])))

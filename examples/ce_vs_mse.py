@@ -8,13 +8,12 @@ With a sigmoid output p = s(x) and label 1, the gradient each loss sends to the 
 The script plots both gradients against the logit, then trains the same logistic
 regression from a confidently wrong start with each loss and plots the curves.
 
-    python examples/ce_vs_mse.py                      # a few seconds; writes ce_vs_mse.png
+    python examples/ce_vs_mse.py                      # a few seconds; writes outputs/ce_vs_mse.png
     python examples/ce_vs_mse.py --steps 5 --plot ''  # smoke run
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -25,10 +24,13 @@ import optax
 from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import describe_backend  # noqa: E402
+from _shared import OUTPUT_DIR, describe_backend, make_parser, output_path  # noqa: E402
 from logistic_regression import load_breast_cancer  # noqa: E402
 
 import jaxloss  # noqa: E402
+
+DEFAULT_PLOT = str(OUTPUT_DIR / "ce_vs_mse.png")
+"""Where the figure goes unless ``--plot`` says otherwise."""
 
 
 def cross_entropy(logits, labels):
@@ -66,7 +68,8 @@ def train_curves(loss_fn, steps, learning_rate, seed, args_scale):
         return optax.apply_updates(params, updates), state, loss
 
     losses, accuracies = [], []
-    for _ in tqdm(range(steps), desc=loss_fn.__name__, leave=False):
+    # disable=None: no progress bar where stderr is not a terminal (a log file, a pipe).
+    for _ in tqdm(range(steps), desc=loss_fn.__name__, leave=False, disable=None):
         params, state, loss = step(params, state)
         losses.append(float(cross_entropy(logits(params, x_train), y_train)))
         accuracies.append(float(jnp.mean((logits(params, x_test) > 0) == (y_test > 0.5))))
@@ -74,13 +77,27 @@ def train_curves(loss_fn, steps, learning_rate, seed, args_scale):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--learning-rate", type=float, default=0.5)
-    parser.add_argument("--wrong", type=float, default=40.0,
-                        help="how confidently wrong the start is (weight norm)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="ce_vs_mse.png", help="PNG path ('' for none)")
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps", type=int, default=300, help="Number of gradient-descent steps under each loss."
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.5, help="Learning rate of plain gradient descent."
+    )
+    parser.add_argument(
+        "--wrong",
+        type=float,
+        default=40.0,
+        help="How confidently wrong the start is: the norm of the initial weights, which "
+        "point against those of a good model.",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the train/test split.")
+    parser.add_argument(
+        "--plot",
+        default=DEFAULT_PLOT,
+        help="Where to write the PNG of the gradient and training curves (its folder is "
+        "created if needed); '' writes no plot.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()
@@ -122,7 +139,7 @@ def main(argv=None) -> dict:
         b.legend(fontsize=8)
         c.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(args.plot)
+        fig.savefig(output_path(args.plot))
         print(f"wrote {args.plot}")
     return {name: accuracies[-1] for name, (_, accuracies) in curves.items()}
 

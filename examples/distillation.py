@@ -10,7 +10,6 @@ student trained on the labels alone.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,19 +18,47 @@ import jax.numpy as jnp
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import MLP, accuracy, describe_backend, load_digits, train  # noqa: E402
+from _shared import MLP, accuracy, describe_backend, load_digits, make_parser, train  # noqa: E402
 
 import jaxloss  # noqa: E402
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.9, help="weight of the KL term")
-    parser.add_argument("--train-fraction", type=float, default=0.1,
-                        help="share of the training set the student sees")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="Training steps of each of the three models (the teacher, the student alone and "
+        "the distilled student).",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=4.0,
+        help="Temperature T that softens both the teacher's and the student's predictions in "
+        "the KL term.",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.9,
+        help="Weight a of the KL term in the distillation loss; the cross-entropy on the labels "
+        "gets 1 - a.",
+    )
+    parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=0.1,
+        help="Share of the training set the two students see (at least 10 examples); the "
+        "teacher sees all of it.",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the train/test split, the initializations and the minibatches.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()

@@ -8,7 +8,6 @@ per-class recall on a balanced test set shows what each buys.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -16,7 +15,14 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import MLP, describe_backend, load_digits, recall_per_class, train  # noqa: E402
+from _shared import (  # noqa: E402
+    MLP,
+    describe_backend,
+    load_digits,
+    make_parser,
+    recall_per_class,
+    train,
+)
 
 import jaxloss  # noqa: E402
 
@@ -29,11 +35,26 @@ def make_imbalanced(x, y, rare_classes, keep, seed):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--keep", type=float, default=0.06, help="share of rare examples kept")
-    parser.add_argument("--gamma", type=float, default=2.0, help="focal loss exponent")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps", type=int, default=800, help="Training steps of each of the three models."
+    )
+    parser.add_argument(
+        "--keep",
+        type=float,
+        default=0.06,
+        help="Share of the training examples of each rare class (the digits 0 to 4) that is kept.",
+    )
+    parser.add_argument(
+        "--gamma", type=float, default=2.0, help="Focusing exponent gamma of the focal loss."
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the train/test split, the subsampling, the initializations and the "
+        "minibatches.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()

@@ -14,7 +14,6 @@ fused head next to the unfused one (``h @ E.T`` then cross-entropy).
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import sys
@@ -28,7 +27,7 @@ import optax
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import describe_backend  # noqa: E402
+from _shared import describe_backend, make_parser  # noqa: E402
 
 import jaxloss  # noqa: E402
 
@@ -116,17 +115,39 @@ def batches(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator)
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--corpus-mb", type=float, default=4.0)
-    parser.add_argument("--vocab-size", type=int, default=32768)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument("--steps", type=int, default=300, help="Number of AdamW training steps.")
+    parser.add_argument(
+        "--corpus-mb",
+        type=float,
+        default=4.0,
+        help="Size of the corpus in MiB: the first .py files of the standard library, in "
+        "name order.",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=32768,
+        help="Vocabulary size the byte-level BPE tokenizer is trained to (at most).",
+    )
+    parser.add_argument(
+        "--dim", type=int, default=128, help="Width of the model (the embedding dimension)."
+    )
+    parser.add_argument("--layers", type=int, default=2, help="Number of transformer blocks.")
+    parser.add_argument(
+        "--heads", type=int, default=4, help="Number of attention heads in each block."
+    )
+    parser.add_argument(
+        "--seq-len", type=int, default=64, help="Tokens per training sequence (the context length)."
+    )
+    parser.add_argument("--batch", type=int, default=16, help="Sequences per training batch.")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW's learning rate.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the initialization, the training batches and the held-out batches.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()

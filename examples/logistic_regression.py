@@ -8,7 +8,6 @@ probability form must clamp.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,7 +18,7 @@ import optax
 from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import describe_backend  # noqa: E402
+from _shared import describe_backend, make_parser  # noqa: E402
 
 import jaxloss  # noqa: E402
 
@@ -39,10 +38,12 @@ def load_breast_cancer(seed=0):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps", type=int, default=500, help="Number of Adam steps on the whole training set."
+    )
+    parser.add_argument("--learning-rate", type=float, default=0.05, help="Adam's learning rate.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the train/test split.")
     args = parser.parse_args(argv)
 
     describe_backend()
@@ -65,7 +66,8 @@ def main(argv=None) -> dict:
 
     every = max(1, args.steps // 5)
     loss = float("nan")
-    for i in tqdm(range(args.steps), desc="logistic regression", leave=False):
+    # disable=None: no progress bar where stderr is not a terminal (a log file, a pipe).
+    for i in tqdm(range(args.steps), desc="logistic regression", leave=False, disable=None):
         params, state, loss = step(params, state)
         if i % every == 0:
             tqdm.write(f"step {i:4d}  log loss {float(loss):.4f}")

@@ -9,7 +9,6 @@ label), which trades precision for recall on the rarer labels.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -18,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import MLP, describe_backend, load_digits, train  # noqa: E402
+from _shared import MLP, describe_backend, load_digits, make_parser, train  # noqa: E402
 
 import jaxloss  # noqa: E402
 
@@ -33,9 +32,16 @@ ATTRIBUTES = np.array(
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps", type=int, default=300, help="Training steps of each of the two models."
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the train/test split, the initialization and the minibatches.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()

@@ -1,14 +1,14 @@
 """Quickstart: a Flax (NNX) + Optax classifier on handwritten digits, trained with
 jaxloss, then the per-example loss histogram of the training and test sets.
 
-    python examples/quickstart.py                 # about half a minute on 2 CPU cores
-    python examples/quickstart.py --steps 5       # smoke run
-    python examples/quickstart.py --plot hist.png # where the histogram goes
+    python examples/quickstart.py                  # about half a minute on 2 CPU cores;
+                                                   # writes outputs/loss_histogram.png
+    python examples/quickstart.py --steps 5        # smoke run
+    python examples/quickstart.py --plot hist.png  # where the histogram goes ('' for none)
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -16,19 +16,46 @@ import jax.numpy as jnp
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import MLP, accuracy, describe_backend, load_digits, train  # noqa: E402
+from _shared import (  # noqa: E402
+    MLP,
+    OUTPUT_DIR,
+    accuracy,
+    describe_backend,
+    load_digits,
+    make_parser,
+    output_path,
+    train,
+)
 
 import jaxloss  # noqa: E402
 from jaxloss import diagnostics  # noqa: E402
 
+DEFAULT_PLOT = str(OUTPUT_DIR / "loss_histogram.png")
+"""Where the histogram goes unless ``--plot`` says otherwise."""
+
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500, help="training steps")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="loss_histogram.png", help="PNG path ('' for none)")
+    parser = make_parser(__doc__, __file__)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=1500,
+        help="Number of training steps (Adam on minibatches of 128 examples).",
+    )
+    parser.add_argument("--hidden", type=int, default=128, help="Width of the MLP's hidden layer.")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the train/test split, the initialization and the minibatches.",
+    )
+    parser.add_argument(
+        "--plot",
+        default=DEFAULT_PLOT,
+        help="Where to write the PNG of the training and test loss histograms "
+        "(its folder is created if needed); '' writes no plot.",
+    )
     args = parser.parse_args(argv)
 
     describe_backend()
@@ -67,7 +94,7 @@ def main(argv=None) -> dict:
     if args.plot:
         diagnostics.plot_loss_histograms(
             {"train": train_losses, "test": test_losses},
-            args.plot,
+            str(output_path(args.plot)),
             title="Digits MLP: per-example cross-entropy",
             log_y=True,
         )

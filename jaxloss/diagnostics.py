@@ -18,8 +18,9 @@ training and the test set shows:
   capacity or regularization.
 
 :func:`loss_histogram` is jit-able and runs on device; :func:`compare_loss_distributions`
-and :func:`plot_loss_histograms` run on the host (the latter needs matplotlib:
-``pip install "jaxloss[plots]"``).
+and :func:`plot_loss_histograms` run on the host (the latter needs matplotlib, the
+``plots`` extra: ``pip install -e ".[plots]"`` from the repository root, or
+``pip install matplotlib``).
 """
 
 from __future__ import annotations
@@ -322,7 +323,8 @@ def plot_loss_histograms(
         from matplotlib.figure import Figure
     except ImportError as e:
         raise ImportError(
-            f"{fn} needs matplotlib: pip install 'jaxloss[plots]' (or pip install matplotlib)"
+            f"{fn} needs matplotlib, jaxloss's 'plots' extra: pip install -e '.[plots]' from "
+            "the jaxloss repository root, or pip install matplotlib"
         ) from e
     if not isinstance(losses, Mapping) or not losses:
         raise TypeError(f"{fn}: losses must be a non-empty dict of name -> losses")

@@ -142,7 +142,7 @@ def test_plot_writes_a_png_with_labelled_axes(tmp_path, rng):
 def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(ImportError, match=r"pip install 'jaxloss\[plots\]'"):
+    with pytest.raises(ImportError, match=r"'plots' extra: pip install -e '\.\[plots\]'"):
         diagnostics.plot_loss_histograms({"train": [0.1, 0.2]})
 
 

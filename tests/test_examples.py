@@ -1,14 +1,22 @@
-"""Every example runs in its smoke mode (a few steps), so none of them rots."""
+"""Every example runs in its smoke mode (a few steps), so none of them rots; their
+``--help`` is complete, their images go under ``outputs/`` by default, and their
+progress bars stay out of logs."""
 
 import importlib.util
+import os
 import pathlib
+import re
+import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SCRIPTS = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+IMAGES = {"quickstart": "loss_histogram.png", "ce_vs_mse": "ce_vs_mse.png"}  # the default names
 
 
 def _load(name):
@@ -34,7 +42,7 @@ def _backend_line(out):
 
 
 def test_quickstart(capsys, tmp_path):
-    plot = tmp_path / "hist.png"
+    plot = tmp_path / "figures" / "hist.png"  # the folder does not exist yet
     result = _load("quickstart").main(["--steps", "5", "--plot", str(plot)])
     _backend_line(capsys.readouterr().out)
     assert 0 < result["final_loss"] < 3 and plot.read_bytes()[:4] == b"\x89PNG"
@@ -100,3 +108,80 @@ def test_language_model(capsys):
     _backend_line(out)
     assert "compiled temporaries of a gradient step" in out
     assert np.isfinite(result["test_loss"]) and result["vocab"] > 256
+
+
+def _option_helps(text):
+    """Each option's help text in ``--help`` output, whitespace normalized: {"--steps": ...}."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in ("options:", "optional arguments:"))
+    helps, name = {}, None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break  # the end of the options
+        if line.startswith("  -"):  # "  --steps STEPS   Help..." or "  --long-name LONG_NAME"
+            invocation, _, text = line.strip().partition("  ")
+            name = invocation.split(",")[-1].split()[0]
+            helps[name] = text.strip()
+        else:  # a continuation of the help text
+            helps[name] = f"{helps[name]} {line.strip()}".strip()
+    return helps
+
+
+def test_scripts_are_found():
+    assert len(SCRIPTS) >= 7 and set(IMAGES) <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_is_complete(name, capsys):
+    module = _load(name)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())
+    # the description is the docstring's first paragraph, whole
+    first_paragraph = module.__doc__.strip().split("\n\n")[0]
+    assert " ".join(first_paragraph.split()) in flat
+    helps = _option_helps(out)
+    assert {"--help", "--steps", "--seed"} <= set(helps), helps
+    assert helps.pop("--help") == "Show this help message and exit."
+    for option, text in helps.items():
+        assert text.endswith((".", ")")), (option, text)
+        # a full sentence, then the default
+        sentence, default = re.fullmatch(r"(.*) \(default: (.*)\)", text).groups()
+        assert re.fullmatch(r"[A-Z].*\.", sentence), (option, text)
+        assert default, (option, text)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_default_image_is_under_outputs(name, capsys):
+    module = _load(name)
+    assert pathlib.PurePath(module.DEFAULT_PLOT) == pathlib.PurePath("outputs", IMAGES[name])
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert f"(default: {module.DEFAULT_PLOT})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ce_vs_mse_writes_under_outputs_by_default(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _load("ce_vs_mse").main(["--steps", "1"])
+    assert f"wrote {pathlib.PurePath('outputs', 'ce_vs_mse.png')}" in capsys.readouterr().out
+    assert (tmp_path / "outputs" / "ce_vs_mse.png").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["outputs"]  # nothing else in the cwd
+
+
+def test_no_progress_bar_in_piped_output(tmp_path):
+    """Where stdout and stderr are pipes (a log), tqdm writes no carriage returns."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / "logistic_regression.py"), "--steps", "3"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    assert b"step    2  log loss" in run.stdout and b"accuracy: train" in run.stdout
+    assert b"\r" not in run.stdout + run.stderr, run.stderr.decode(errors="replace")
+    assert not any(tmp_path.iterdir())  # and writes nothing into the working directory
