@@ -19,6 +19,7 @@ recomputes the softmax from ``m`` and ``sum_exp`` in the backward pass, or keeps
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -472,6 +473,176 @@ def sparse_categorical_cross_entropy(
     )
 
 
+def _optax_where(fn, logits, targets, axis, where, *, sparse):
+    """optax's two kinds of ``where``: one of the logits' rank masks classes, any
+    other masks examples. A class mask becomes ``-inf`` logits (and zero targets)
+    on the dropped classes, plus an example mask for rows with none left (their
+    loss is 0, as in optax). Returns ``(logits, targets, per-example where)``."""
+    if where is None:
+        return logits, targets, None
+    logits = _checks.as_array(logits, "logits", fn)
+    where = _checks.as_array(where, "where", fn)
+    if where.ndim != logits.ndim:
+        return logits, targets, where
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: where must be a boolean mask, got dtype {where.dtype}")
+    _checks.check_floating(logits, "logits", fn)
+    try:
+        keep = jnp.broadcast_to(where, logits.shape)
+    except ValueError:
+        raise ValueError(
+            f"{fn}: where has shape {tuple(where.shape)}, the logits' rank, but does not "
+            f"broadcast to the logits' shape {tuple(logits.shape)}"
+        ) from None
+    axes = _checks.canonicalize_axes(axis, tuple(logits.shape), "logits", fn)
+    logits = jnp.where(keep, logits, -jnp.inf)
+    if not sparse and jnp.shape(targets) == logits.shape:
+        targets = jnp.where(keep, targets, 0)
+    return logits, targets, jnp.any(keep, axis=axes)
+
+
+def _poly_term(logits, targets, axis):
+    """``sum_c t_c (1 - p_c)`` per example, ``p = softmax(logits)`` (JAX's own
+    softmax and its derivative rule: this term is not on a hot path)."""
+    dtype = _numerics.compute_dtype(logits)
+    t = targets.astype(dtype)
+    p = jax.nn.softmax(logits.astype(dtype), axis=axis)
+    return jnp.sum(t * (1 - p), axis)
+
+
+def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+    r"""Drop-in for ``optax.safe_softmax_cross_entropy``: :func:`softmax_cross_entropy`
+    over the last axis, ``labels`` broadcast to the logits' shape.
+
+    .. math:: \ell_i = -\sum_c t_{ic} \log \operatorname{softmax}(x_i)_c
+
+    optax keeps a second function for the ``0 log 0 = 0`` case (a ``-inf`` logit
+    with a zero label); in jaxloss every softmax loss handles it, so this is the same
+    function under optax's name.
+
+    Args:
+      logits: ``[..., C]`` unnormalized log-probabilities.
+      labels: target distributions broadcastable to the logits' shape.
+
+    Returns:
+      Per-example losses, the logits' shape without the last axis.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.array([[0.0, -jnp.inf, 0.0]])
+      >>> print(jaxloss.safe_softmax_cross_entropy(logits, jnp.array([0.5, 0.0, 0.5])))
+      [0.6931]
+    """
+    fn = "safe_softmax_cross_entropy"
+    logits = _checks.as_array(logits, "logits", fn)
+    labels = _checks.check_broadcastable(labels, tuple(logits.shape), "labels", fn, "logits")
+    labels = jnp.broadcast_to(labels, logits.shape)
+    return _categorical(fn, logits, labels, -1, where=None, **_OPTAX_DEFAULTS)
+
+
+def poly_loss_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: ArrayLike = 2.0,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Drop-in for ``optax.poly_loss_cross_entropy``: Poly-1, the cross-entropy plus
+    ``epsilon`` times the first polynomial term of its Taylor expansion.
+
+    .. math:: \ell_i = -\sum_c t_{ic} \log p_{ic}
+        + \epsilon \sum_c t_{ic} (1 - p_{ic}),
+        \qquad p_i = \operatorname{softmax}(x_i)
+
+    ``epsilon = 0`` is :func:`softmax_cross_entropy`; the paper recommends 2 for
+    ImageNet classification and -1 for detection. ``epsilon`` may be a traced array
+    (and is differentiable). ``where`` follows :func:`softmax_cross_entropy`: per
+    example, or a class mask of the logits' rank, as in optax.
+
+    Args:
+      logits: ``[..., C]`` unnormalized log-probabilities.
+      labels: target distributions of the logits' shape.
+      epsilon: the coefficient of the first polynomial term.
+      axis: the class axis (or axes).
+      where: a per-example mask, or a class mask of the logits' rank.
+
+    Returns:
+      Per-example losses, the logits' shape without the class axes.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.log(jnp.array([[0.25, 0.75]]))
+      >>> labels = jnp.array([[0.0, 1.0]])
+      >>> # -log .75 + 2 (1 - .75) = 0.2877 + 0.5
+      >>> print(jaxloss.poly_loss_cross_entropy(logits, labels))
+      [0.7877]
+
+    References:
+      Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+      Functions", ICLR 2022.
+    """
+    fn = "poly_loss_cross_entropy"
+    logits, labels, where = _optax_where(fn, logits, labels, axis, where, sparse=False)
+    ce = _categorical(fn, logits, labels, axis, where=where, **_OPTAX_DEFAULTS)
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
+    labels = _checks.check_same_shape(fn, logits, labels, "labels")
+    if not isinstance(epsilon, jax.Array):
+        epsilon = _checks.static_float(epsilon, "epsilon", fn)
+    logits, ax = _softmax.merge_class_axes(logits, axes)
+    labels = _softmax.merge_class_axes(labels, axes)[0]
+    mask = None if where is None else jnp.broadcast_to(where, ce.shape)
+    x = _numerics.mask_rows(logits, _numerics.expand(mask, ax))  # masked rows: NaN-free
+    t = _numerics.mask_rows(labels, _numerics.expand(mask, ax))
+    term = _numerics.mask_rows(_poly_term(x, t, ax), mask)
+    return ce + epsilon * term
+
+
+def smooth_labels(
+    labels: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Drop-in for ``optax.smooth_labels``: ``(1 - alpha) * labels + alpha / C``.
+
+    The losses take ``label_smoothing=alpha`` themselves (without building the
+    smoothed targets); this is for code that wants the targets. With ``where`` (a
+    class mask broadcastable to the labels) ``C`` is the number of kept classes of
+    each example, as in optax.
+
+    Args:
+      labels: one-hot (or soft) labels, floating.
+      alpha: the smoothing factor in ``[0, 1]``.
+      axis: the class axis (or axes).
+      where: a boolean class mask broadcastable to the labels.
+
+    Returns:
+      The smoothed labels, the labels' shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> print(jaxloss.smooth_labels(jnp.array([0.0, 1.0, 0.0, 0.0]), 0.2))
+      [0.05 0.85 0.05 0.05]
+    """
+    fn = "smooth_labels"
+    labels = _checks.as_array(labels, "labels", fn)
+    _checks.check_floating(labels, "labels", fn)
+    if not isinstance(alpha, jax.Array):
+        alpha = _checks.check_fraction(alpha, "alpha", fn)
+    axes = _checks.canonicalize_axes(axis, tuple(labels.shape), "labels", fn)
+    if where is None:
+        num_classes = math.prod(labels.shape[a] for a in axes)
+    else:
+        where = _checks.check_where(where, tuple(labels.shape), fn, what="labels'")
+        num_classes = jnp.sum(where, axes, keepdims=True)
+    return (1 - alpha) * labels + alpha / num_classes
+
+
 _OPTAX_DEFAULTS = dict(
     sample_weight=None,
     class_weights=None,
@@ -515,9 +686,9 @@ def softmax_cross_entropy(
       >>> print(jaxloss.softmax_cross_entropy(logits, labels))  # optax's docstring example
       [0.2761 2.9518]
     """
-    return _categorical(
-        "softmax_cross_entropy", logits, labels, axis, where=where, **_OPTAX_DEFAULTS
-    )
+    fn = "softmax_cross_entropy"
+    logits, labels, where = _optax_where(fn, logits, labels, axis, where, sparse=False)
+    return _categorical(fn, logits, labels, axis, where=where, **_OPTAX_DEFAULTS)
 
 
 def softmax_cross_entropy_with_integer_labels(
@@ -552,12 +723,6 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(jaxloss.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0, 1])))
       [0.2761 2.9518]
     """
-    return _sparse(
-        "softmax_cross_entropy_with_integer_labels",
-        logits,
-        labels,
-        axis,
-        where=where,
-        ignore_index=None,
-        **_OPTAX_DEFAULTS,
-    )
+    fn = "softmax_cross_entropy_with_integer_labels"
+    logits, labels, where = _optax_where(fn, logits, labels, axis, where, sparse=True)
+    return _sparse(fn, logits, labels, axis, where=where, ignore_index=None, **_OPTAX_DEFAULTS)

@@ -38,45 +38,55 @@ def _times(coef, value):
 # d loss/da = (2z - 1) ce u**g
 
 
-def _sigmoid_focal_parts(k, logits, labels, alpha, mask):
+def _sigmoid_focal_parts(k, logits, labels, alpha, gamma, mask):
     dtype = _numerics.compute_dtype(logits)
     x = _numerics.mask_rows(logits.astype(dtype), mask)
-    z = _numerics.mask_rows(labels.astype(dtype), mask)
-    z = z + _numerics.nan_outside_unit(z)
+    raw = _numerics.mask_rows(labels.astype(dtype), mask)
+    z = _sigmoid.smoothed(raw, k.smoothing, dtype) + _numerics.nan_outside_unit(raw)
     s_pos, s_neg = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
     ce = _sigmoid.weighted_softplus(z, 1 - z, x)
     u = s_pos * (1 - z) + s_neg * z
     log_u = jnp.log(jnp.where(u == 0, 1, u))  # double where: u = 0 at agreeing inf logits
-    mod = jnp.ones_like(x) if k.gamma == 0 else _power(log_u, k.gamma, u == 0)
+    if gamma is None:  # a Python number
+        g = k.gamma
+        mod = jnp.ones_like(x) if g == 0 else _power(log_u, g, u == 0)
+    else:  # traced: NaN unless finite and >= 0; 0**0 = 1
+        g = _numerics.valid_weights(gamma.astype(dtype))
+        mod = _power(log_u, g, (u == 0) & (g != 0))
     a = None if alpha is None else _numerics.valid_weights(alpha.astype(dtype), upper=1.0)
     a_t = 1 if a is None else a * z + (1 - a) * (1 - z)
-    return x, z, s_pos, s_neg, ce, log_u, mod, a, a_t
+    return x, z, g, s_pos, s_neg, ce, log_u, mod, a, a_t
 
 
-def _sigmoid_focal_value(k, logits, labels, alpha, mask):
-    *_, ce, _, mod, _, a_t = _sigmoid_focal_parts(k, logits, labels, alpha, mask)
+def _sigmoid_focal_value(k, logits, labels, alpha, gamma, mask):
+    *_, ce, _, mod, _, a_t = _sigmoid_focal_parts(k, logits, labels, alpha, gamma, mask)
     return _numerics.mask_rows(a_t * ce * mod, mask)
 
 
-def _sigmoid_focal_tangent(k, logits, labels, alpha, mask, _value, _stats, dx, dz, da, _dm):
-    x, z, s_pos, s_neg, ce, log_u, mod, a, a_t = _sigmoid_focal_parts(
-        k, logits, labels, alpha, mask
+def _sigmoid_focal_tangent(
+    k, logits, labels, alpha, gamma, mask, _value, _stats, dx, dz, da, dg, _dm
+):
+    x, z, g, s_pos, s_neg, ce, log_u, mod, a, a_t = _sigmoid_focal_parts(
+        k, logits, labels, alpha, gamma, mask
     )
     dtype = x.dtype
     spread = s_pos * s_neg  # the derivative of s(x); 0 exactly where u can be 0
     # g u**(g-1) s(x) s(-x), finite where u = 0
-    dmod = 0 if k.gamma == 0 else k.gamma * _power(log_u, k.gamma - 1, spread == 0) * spread
+    static_zero = gamma is None and g == 0
+    dmod = 0 if static_zero else g * _power(log_u, g - 1, spread == 0) * spread
     out = 0
     if dx is not None:
-        g = a_t * ((s_pos - z) * mod + ce * dmod * (1 - 2 * z))
-        out = out + g * _numerics.mask_rows(dx.astype(dtype), mask)
-    if dz is not None:
-        g = a_t * (-x * mod + ce * dmod * (s_neg - s_pos) / jnp.where(spread == 0, 1, spread))
+        coef = a_t * ((s_pos - z) * mod + ce * dmod * (1 - 2 * z))
+        out = out + coef * _numerics.mask_rows(dx.astype(dtype), mask)
+    if dz is not None:  # with respect to the smoothed label, times its slope 1 - eps
+        coef = a_t * (-x * mod + ce * dmod * (s_neg - s_pos) / jnp.where(spread == 0, 1, spread))
         if a is not None:
-            g = g + (2 * a - 1) * ce * mod
-        out = out + g * _numerics.mask_rows(dz.astype(dtype), mask)
+            coef = coef + (2 * a - 1) * ce * mod
+        out = out + (1 - k.smoothing) * coef * _numerics.mask_rows(dz.astype(dtype), mask)
     if da is not None:
         out = out + (2 * z - 1) * ce * mod * da.astype(dtype)
+    if dg is not None:  # d/dg u**g = u**g log u (0 where u = 0)
+        out = out + a_t * ce * mod * log_u * dg.astype(dtype)
     return _numerics.mask_rows(jnp.broadcast_to(out, x.shape), mask)
 
 
@@ -85,13 +95,16 @@ _sigmoid_focal = _numerics.custom_rule(_sigmoid_focal_value, _sigmoid_focal_tang
 
 @dataclasses.dataclass(frozen=True)
 class SigmoidFocal(_reduction.Kernel):
-    gamma: float = 2.0
+    gamma: float | None = 2.0  # None: gamma is an array argument (traced)
+    smoothing: float = 0.0
 
     def check(self, arrays, mask):
-        _, labels, alpha = arrays
+        _, labels, alpha, gamma = arrays
         _checks.check_in_unit_interval(self.fn, "label", labels, mask)
         if alpha is not None:
             _checks.check_nonnegative_values(self.fn, "alpha", alpha, upper=1.0)
+        if gamma is not None:
+            _checks.check_nonnegative_values(self.fn, "gamma", gamma)
 
     def values(self, arrays, mask):
         return _sigmoid_focal(self, *arrays, mask)
@@ -190,6 +203,131 @@ class SoftmaxFocal(_reduction.Kernel):
 
 
 # --------------------------------------------------------------------------------------
+# Categorical focal loss, soft targets (Keras's CategoricalFocalCrossentropy), or
+# integer labels with label smoothing: with s_c = a_c t~_c and f(p) = -(1 - p)**g log p,
+#   loss = sum_c s_c f(p_c),
+#   d loss/dx_j = p_j sum_c s_c F_c - s_j F_j,   F = (1 - p)**g - g p (1 - p)**(g-1) log p
+#   (p f'(p) = -F(p); gamma = 0 gives the cross-entropy's p_j S - s_j),
+#   d loss/dt_c = (1 - eps) a_c f(p_c),   d loss/da_c = t~_c f(p_c).
+
+
+def _focal_factors(k, x, stats):
+    """Per class: ``h = -log(p)/2``, ``p``, ``(1 - p)**g`` and ``F`` (above)."""
+    h = _softmax.half_nll(x, stats)
+    log_p = -2 * h
+    p = jnp.exp(log_p)
+    certain = log_p == 0  # p = 1: (1 - p)**g is 0 (double where: log 0)
+    log_1mp = jnp.log(-jnp.expm1(jnp.where(certain, -1, log_p)))
+    if k.gamma == 0:
+        return h, p, jnp.ones_like(p), jnp.ones_like(p)
+    mod = _power(log_1mp, k.gamma, certain)
+    edge = certain | (p == 0)  # where g p (1 - p)**(g-1) log p tends to 0
+    second = _power(log_1mp, k.gamma - 1, edge) * jnp.where(edge, 0, 2 * p * h)
+    return h, p, mod, mod + k.gamma * second
+
+
+def _categorical_targets(k, targets, num_classes, dtype):
+    """``(t, ok)``: the unsmoothed targets (one-hot for integer labels) and whether
+    each example's are valid (class axis kept)."""
+    if k.sparse:
+        ok = _softmax.labels_ok(targets, num_classes, k.axis)
+        shape = targets.shape[: k.axis] + (num_classes,) + targets.shape[k.axis :]
+        return _softmax.one_hot(targets, shape, k.axis, dtype), ok
+    return targets.astype(dtype), _numerics.unit_rows(targets, k.axis)
+
+
+def _categorical_weights(k, alpha, t, ndim, dtype):
+    """``a_c t~_c`` (``a`` the class weights times the scalar ``scale``)."""
+    s = (1 - k.smoothing) * t + k.smoothing / t.shape[k.axis] if k.smoothing else t
+    a = k.scale
+    if alpha is not None:
+        a = a * _softmax.along_classes(_numerics.valid_weights(alpha), k.axis, ndim, dtype)
+    return s, a
+
+
+def _categorical_focal_value(k, logits, targets, alpha, mask):
+    dtype = _numerics.compute_dtype(logits)
+    stats = _softmax.forward_row_stats(k.axis, logits, None)  # masked rows: dropped below
+    x = logits.astype(dtype)
+    t, ok = _categorical_targets(k, targets, x.shape[k.axis], dtype)
+    t_s, a = _categorical_weights(k, alpha, t, x.ndim, dtype)
+    h, _, mod, _ = _focal_factors(k, x, stats)
+    loss = jnp.sum(_times(2 * a * t_s * mod, h), k.axis, keepdims=True)
+    loss = _numerics.nan_where_not(ok, loss)
+    return jnp.squeeze(_numerics.mask_rows(loss, _numerics.expand(mask, k.axis)), k.axis)
+
+
+def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, dx, dt, da, _dm):
+    dtype = _numerics.compute_dtype(logits)
+    mask_c = _numerics.expand(mask, k.axis)
+    x = _softmax.sanitized_logits(logits, mask, k.axis)
+    t, ok = _categorical_targets(k, targets, x.shape[k.axis], dtype)
+    t = _numerics.mask_rows(t, mask_c)
+    if mask_c is not None:
+        ok = ok | ~mask_c
+    t_s, a = _categorical_weights(k, alpha, t, x.ndim, dtype)
+    h, p, mod, coef = _focal_factors(k, x, stats)
+    out = 0
+    if dx is not None:
+        s_f = a * t_s * coef
+        g = p * jnp.sum(s_f, k.axis, keepdims=True) - s_f
+        d = _numerics.mask_rows(dx.astype(dtype), mask_c)
+        out = out + jnp.sum(g * d, k.axis, keepdims=True)
+    if dt is not None and not k.sparse:  # a class of weight 0 adds 0, even at -inf
+        d = _numerics.mask_rows(dt.astype(dtype), mask_c)
+        g = _times((1 - k.smoothing) * a, 2 * mod * h)
+        out = out + jnp.sum(g * d, k.axis, keepdims=True)
+    if da is not None:
+        d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)
+        out = out + jnp.sum(_times(t_s, 2 * mod * h) * d, k.axis, keepdims=True)
+    out = _numerics.nan_where_not(ok, jnp.broadcast_to(out, ok.shape))
+    return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
+
+
+_categorical_focal = _numerics.custom_rule(
+    _categorical_focal_value,
+    _categorical_focal_tangent,
+    lambda k, logits, targets, alpha, mask: _softmax.row_stats(k.axis, logits, mask),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFocal(_reduction.Kernel):
+    axis: int = -1
+    gamma: float = 2.0
+    scale: float = 1.0
+    smoothing: float = 0.0
+    sparse: bool = False  # integer labels (softmax_focal_loss with label smoothing)
+    ignore_index: int | None = None
+
+    def mask(self, arrays, where):
+        labels = arrays[1] if self.sparse else None
+        return _reduction.example_mask(where, labels, self.ignore_index)
+
+    def check(self, arrays, mask):
+        logits, targets, alpha = arrays
+        if self.sparse:
+            num_classes = logits.shape[self.axis]
+            _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
+        else:
+            rows = None
+            if mask is not None:
+                rows = jnp.broadcast_to(_numerics.expand(mask, self.axis), targets.shape)
+            _checks.check_in_unit_interval(self.fn, "target", targets, rows)
+        if alpha is not None:
+            _checks.check_nonnegative_values(self.fn, "alpha", alpha)
+
+    def values(self, arrays, mask):
+        return _categorical_focal(self, *arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        _, targets, alpha = arrays
+        if self.sparse:
+            return _reduction.sparse_example_weights(mask, targets, alpha, dtype)
+        return _reduction.soft_example_weights(mask, targets, alpha, self.axis, dtype)
+
+
+# --------------------------------------------------------------------------------------
 # Public functions.
 
 
@@ -197,14 +335,27 @@ def _check_gamma(gamma, fn):
     return _checks.check_nonnegative(gamma, "gamma", fn)
 
 
+def _gamma_argument(gamma, fn):
+    """``(static gamma, None)`` for a number known at trace time, ``(None, array)``
+    for a JAX array (traced under ``jit``, as optax allows)."""
+    if isinstance(gamma, jax.Array):
+        if gamma.ndim != 0:
+            raise ValueError(f"{fn}: gamma must be a scalar, got shape {tuple(gamma.shape)}")
+        if not jnp.issubdtype(gamma.dtype, jnp.floating):
+            gamma = gamma.astype(jnp.float32)
+        return None, gamma
+    return _check_gamma(gamma, fn), None
+
+
 def sigmoid_focal_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     alpha: float | ArrayLike | None = None,
-    gamma: float = 2.0,
+    gamma: float | ArrayLike = 2.0,
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Sigmoid focal loss (RetinaNet; torchvision's ``sigmoid_focal_loss``), per element.
@@ -215,17 +366,24 @@ def sigmoid_focal_loss(
 
     with ``p = sigmoid(x)``; without ``alpha``, ``alpha_t = 1``. ``gamma = 0`` (and no
     alpha) is :func:`sigmoid_cross_entropy`, value and gradient. Soft labels are allowed.
+    ``label_smoothing=eps`` moves the labels to ``z (1 - eps) + eps / 2`` before
+    everything else (``p_t``, ``alpha_t`` and the cross-entropy), as Keras's
+    ``BinaryFocalCrossentropy`` does. ``gamma`` may be a JAX array (traced under
+    ``jit``, as in optax), and is then differentiable; a negative or non-finite one
+    gives NaN, and :func:`jaxloss.checked` raises.
     Infinite logits that agree with their labels give 0 loss and 0 gradient.
 
     Args:
       logits: logits, any shape.
-      labels: the logits' shape; 0/1, booleans or probabilities.
+      labels: 0/1, booleans or probabilities, broadcastable to the logits' shape
+        (as in optax).
       alpha: weight of the positive class in [0, 1] (0.25 in the paper), or an array
         broadcastable to the logits (one per label, say); None for no weighting. An
         entry outside [0, 1] given as a JAX array makes its elements' losses NaN.
-      gamma: focusing exponent, finite and ``>= 0``.
+      gamma: focusing exponent, finite and ``>= 0``: a number, or a scalar array.
       where: boolean mask broadcastable to the logits; masked elements give 0.
       sample_weight: float weights ``>= 0`` broadcastable to the logits.
+      label_smoothing: ``eps`` in [0, 1]: labels become ``z (1 - eps) + eps / 2``.
       reduction: ``"none"``, ``"sum"``, or ``"mean"`` over unmasked elements
         (torchvision's mean).
 
@@ -245,16 +403,23 @@ def sigmoid_focal_loss(
       Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection", 2017.
     """
     fn = "sigmoid_focal_loss"
-    logits, labels, where, weights = _sigmoid.prepare(fn, logits, labels, where, sample_weight)
+    logits, labels, where, weights = _sigmoid.prepare(
+        fn, logits, labels, where, sample_weight, broadcast_labels=True
+    )
     if alpha is not None:
         _checks.check_weights(alpha, "alpha", fn, upper=1.0)
         alpha = _checks.check_broadcastable(alpha, tuple(logits.shape), "alpha", fn)
         if not jnp.issubdtype(alpha.dtype, jnp.floating):
             alpha = alpha.astype(_numerics.compute_dtype(logits))
-    kernel = SigmoidFocal(fn=fn, gamma=_check_gamma(gamma, fn))
+    static_gamma, gamma = _gamma_argument(gamma, fn)
+    kernel = SigmoidFocal(
+        fn=fn,
+        gamma=static_gamma,
+        smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
+    )
     return _reduction.apply(
         kernel,
-        (logits, labels, alpha),
+        (logits, labels, alpha, gamma),
         where,
         weights,
         reduction=_checks.check_reduction(reduction, fn),
@@ -272,6 +437,7 @@ def softmax_focal_loss(
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
     ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Softmax (multi-class) focal loss for integer labels.
@@ -287,7 +453,9 @@ def softmax_focal_loss(
     ``ignore_index`` and out-of-range labels (NaN) behave as in
     :func:`sparse_categorical_cross_entropy`; a term of weight 0 is exactly 0, also
     at a ``-inf`` logit. Computed from ``log p``:
-    ``(1 - p)**gamma = exp(gamma * log(-expm1(log p)))``.
+    ``(1 - p)**gamma = exp(gamma * log(-expm1(log p)))``. With ``label_smoothing``,
+    it is :func:`categorical_focal_loss` of the smoothed one-hot targets (every
+    class's focal term; the example weights stay ``alpha_{y_i}``).
 
     Args:
       logits: ``[..., C, ...]`` logits.
@@ -298,6 +466,7 @@ def softmax_focal_loss(
       where: per-example boolean mask.
       sample_weight: float weight per example, ``>= 0``.
       ignore_index: a label value to skip.
+      label_smoothing: ``eps`` in [0, 1]: targets ``(1 - eps) onehot + eps / C``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"``.
 
     Returns:
@@ -332,16 +501,106 @@ def softmax_focal_loss(
         alpha = None
     else:
         alpha = _checks.check_class_weights(alpha, logits.shape[ax], fn, name="alpha")
-    kernel = SoftmaxFocal(
+    options = dict(
         fn=fn,
         axis=ax,
         gamma=_check_gamma(gamma, fn),
         scale=scale,
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
     )
+    smoothing = _checks.check_fraction(label_smoothing, "label_smoothing", fn)
+    if smoothing:  # every class's term: the soft-target kernel, on the labels
+        kernel = CategoricalFocal(smoothing=smoothing, sparse=True, **options)
+    else:
+        kernel = SoftmaxFocal(**options)
     return _reduction.apply(
         kernel,
         (logits, labels, alpha),
+        _checks.check_where(where, per_example, fn),
+        _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
+        reduction=_checks.check_reduction(reduction, fn),
+        checks=_checks.checks_enabled(),
+    )
+
+
+def categorical_focal_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: float | ArrayLike | None = None,
+    gamma: float = 2.0,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "none",
+) -> jax.Array:
+    r"""Softmax focal loss for soft (or one-hot) targets, Keras's
+    ``CategoricalFocalCrossentropy``.
+
+    .. math:: \ell_i = -\sum_c \alpha_c\, \tilde t_{ic}\, (1 - p_{ic})^\gamma
+        \log p_{ic}, \qquad p_i = \operatorname{softmax}(x_i),\quad
+        \tilde t = (1 - \epsilon)\, t + \epsilon / C
+
+    Every class with target mass gets its focal term, so for one-hot targets without
+    smoothing it is :func:`softmax_focal_loss` of the labels, and ``gamma = 0`` is
+    :func:`categorical_cross_entropy` with ``class_weights=alpha``, in value and
+    gradient. ``alpha`` is a scalar that multiplies every loss, or one weight per class
+    (the ``"mean"`` then divides by ``sum_i sum_c alpha_c t_ic``, as the cross-entropy's
+    class weights do). Keras's defaults differ: ``alpha=0.25`` and a mean over the
+    batch (``reduction="mean"``), and it takes probabilities unless ``from_logits``;
+    it also clips ``p`` to ``[1e-7, 1 - 1e-7]``, which jaxloss does not. A class with
+    a ``-inf`` logit and no target mass contributes exactly 0; targets outside
+    ``[0, 1]`` make their example NaN.
+
+    Args:
+      logits: ``[..., C, ...]`` logits.
+      targets: target distributions of the logits' shape.
+      alpha: None, a scalar ``>= 0``, or a ``[C]`` array of class weights ``>= 0``.
+      gamma: focusing exponent, finite and ``>= 0``.
+      axis: the class axis (or a tuple of them).
+      where: per-example boolean mask.
+      sample_weight: float weight per example, ``>= 0``.
+      label_smoothing: ``eps`` in [0, 1].
+      reduction: ``"none"``, ``"sum"`` or ``"mean"``.
+
+    Returns:
+      Per-example losses (the logits' shape without the class axis), or a scalar.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> logits = jnp.log(jnp.array([[1.0, 3.0]]))  # p = .25, .75
+      >>> # .5 (.75**2)(-log .25) + .5 (.25**2)(-log .75) = .3899 + .0090
+      >>> print(jaxloss.categorical_focal_loss(logits, jnp.array([[0.5, 0.5]])))
+      [0.3989]
+
+    References:
+      Lin, Goyal, Girshick, He and Dollar, "Focal Loss for Dense Object Detection", 2017.
+    """
+    fn = "categorical_focal_loss"
+    logits, axes = _softmax.prepare_logits(logits, axis, fn)
+    targets = _checks.check_same_shape(fn, logits, targets, "targets")
+    _checks.check_real(targets, "targets", fn)
+    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
+    logits, ax = _softmax.merge_class_axes(logits, axes)
+    targets = _softmax.merge_class_axes(targets, axes)[0]
+    scale = 1.0
+    if alpha is not None and jnp.ndim(alpha) == 0:
+        scale = _checks.check_nonnegative(alpha, "alpha", fn)
+        alpha = None
+    else:
+        alpha = _checks.check_class_weights(alpha, logits.shape[ax], fn, name="alpha")
+    kernel = CategoricalFocal(
+        fn=fn,
+        axis=ax,
+        gamma=_check_gamma(gamma, fn),
+        scale=scale,
+        smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
+    )
+    return _reduction.apply(
+        kernel,
+        (logits, targets, alpha),
         _checks.check_where(where, per_example, fn),
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),

@@ -594,10 +594,15 @@ def test_optax_per_example_where_agrees(rng):
     )
 
 
-def test_optax_class_level_where_is_refused_with_advice(rng):
-    x = _logits(rng, (6, 5))
-    with pytest.raises(ValueError, match="-inf logits"):
-        jaxloss.softmax_cross_entropy(x, _soft(rng, (6, 5)), where=np.ones((6, 5), bool))
+def test_optax_class_level_where_is_the_neg_inf_logits_form(rng):
+    x, t = _logits(rng, (6, 5)), _soft(rng, (6, 5))
+    keep = rng.random((6, 5)) < 0.7
+    keep[0] = False  # no class left: 0, as in optax
+    ours = jaxloss.softmax_cross_entropy(x, t, where=keep)
+    np.testing.assert_allclose(ours, optax.softmax_cross_entropy(x, t, where=keep), rtol=1e-5)
+    expected = CE(np.where(keep, x, -np.inf), np.where(keep, t, 0), where=keep.any(-1))
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    assert ours[0] == 0
 
 
 def test_neg_inf_logit_with_zero_target_has_exact_finite_gradient():
