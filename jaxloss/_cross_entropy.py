@@ -64,6 +64,15 @@ class CrossEntropy(_reduction.Kernel):
     def values(self, arrays, mask):
         return _cross_entropy(self, *arrays, mask)
 
+    def aux(self, arrays, mask):
+        """``z lse**2`` per example: the same row statistics as the loss's forward
+        pass, which XLA computes once for both (tests/test_cross_entropy.py counts
+        the exponentials of the compiled program)."""
+        logits = jax.lax.stop_gradient(arrays[0])
+        stats = _softmax.forward_row_stats(self.axis, logits, None)
+        z_term = self.z_loss * jnp.squeeze(stats.lse, self.axis) ** 2
+        return _numerics.mask_rows(z_term, mask)
+
     def weights(self, arrays, mask, dtype):
         _, targets, class_weights = arrays
         if self.sparse:
@@ -199,6 +208,7 @@ def _run(
     reduction,
     residuals,
     axis_name=None,
+    return_z_loss=False,
 ):
     """Checks the options, merges the class axes and runs the kernel."""
     if len(axes) > 1 and not sparse:
@@ -228,6 +238,7 @@ def _run(
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),
         checks=_checks.checks_enabled(),
+        aux=bool(return_z_loss),
     )
 
 
@@ -277,7 +288,8 @@ def categorical_cross_entropy(
     reduction: str = "none",
     residuals: str = "auto",
     axis_name: str | None = None,
-) -> jax.Array:
+    return_z_loss: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Softmax cross-entropy against soft (or one-hot) target distributions.
 
     .. math::
@@ -332,6 +344,10 @@ def categorical_cross_entropy(
         derivatives equal the unsharded call's, and the forward pass exchanges one
         ``pmax`` and one ``psum`` of a few numbers per example (the logits' backward
         pass none). ``residuals`` does not apply: the softmax is recomputed.
+      return_z_loss: also return the z-loss term ``z lse**2`` on its own, weighted
+        and reduced like the loss (T5X, Levanter and Liger log it): ``(loss,
+        z_term)``, where ``loss`` already includes the term. It comes from the loss's
+        own pass over the logits (no second pass) and carries no gradient.
 
     Returns:
       The per-example losses, shape ``logits.shape`` without the class axes, for
@@ -375,6 +391,7 @@ def categorical_cross_entropy(
         reduction=reduction,
         residuals=residuals,
         axis_name=axis_name,
+        return_z_loss=return_z_loss,
     )
 
 
@@ -392,7 +409,8 @@ def sparse_categorical_cross_entropy(
     reduction: str = "none",
     residuals: str = "auto",
     axis_name: str | None = None,
-) -> jax.Array:
+    return_z_loss: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Softmax cross-entropy against integer class labels.
 
     .. math::
@@ -432,6 +450,10 @@ def sparse_categorical_cross_entropy(
       axis_name: inside ``jax.shard_map``, the mesh axis over which the class axis is
         split (see :func:`categorical_cross_entropy`). Labels stay global class
         indices; ``class_weights`` is the local shard.
+      return_z_loss: also return the z-loss term ``z lse**2`` on its own, weighted
+        and reduced like the loss (T5X, Levanter and Liger log it): ``(loss,
+        z_term)``, where ``loss`` already includes the term. It comes from the loss's
+        own pass over the logits (no second pass) and carries no gradient.
 
     Returns:
       Per-example losses of shape ``labels.shape`` for ``reduction="none"``, else a
@@ -470,6 +492,7 @@ def sparse_categorical_cross_entropy(
         reduction=reduction,
         residuals=residuals,
         axis_name=axis_name,
+        return_z_loss=return_z_loss,
     )
 
 

@@ -90,6 +90,23 @@ class LinearCrossEntropy(_reduction.Kernel):
             scale = jnp.ones(hidden.shape[:1], jnp.float32)
         return _linear_total(self, *arrays, mask, scale), hidden.shape[0]
 
+    # The z-loss term for logging: z lse**2 per token, from the loss's own statistics.
+
+    def values_and_aux(self, arrays, mask):
+        loss, lse = _linear_ce_and_lse(self, *arrays, mask)
+        return loss, jax.lax.stop_gradient(self._z_term(lse, mask))
+
+    def total_and_aux(self, arrays, mask, scale):
+        hidden = arrays[0]
+        if scale is None:
+            scale = jnp.ones(hidden.shape[:1], jnp.float32)
+        total, lse = _linear_total_and_lse(self, *arrays, mask, scale)
+        z_total = jnp.sum(self._z_term(lse, mask) * scale.astype(lse.dtype))
+        return total, hidden.shape[0], jax.lax.stop_gradient(z_total)
+
+    def _z_term(self, lse, mask):
+        return _numerics.mask_rows(self.z_loss * jax.lax.stop_gradient(lse) ** 2, mask)
+
 
 # --------------------------------------------------------------------------------------
 # Blocks of the vocabulary.
@@ -191,8 +208,14 @@ def _sanitized(hidden, mask):
 
 
 def _value(k, hidden, weight, bias, labels, class_weights, mask):
+    return _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask)[0]
+
+
+def _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask):
     stats = _stats(k, _sanitized(hidden, mask), weight, bias, labels, class_weights)
-    return _numerics.mask_rows(_loss_from_stats(k, labels, class_weights, *stats), mask)
+    loss = _numerics.mask_rows(_loss_from_stats(k, labels, class_weights, *stats), mask)
+    m, s, _, _ = stats
+    return loss, m + jnp.log(s)
 
 
 def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw, db, dcw):
@@ -268,6 +291,20 @@ def _linear_ce_jvp(k, primals, tangents):
 _linear_ce.defjvp(_linear_ce_jvp, symbolic_zeros=True)
 
 
+# The same with each token's lse as a second output (for the z-loss term, which is
+# logged without gradient: the lse's tangent is given as 0 and its use stops gradients).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _linear_ce_and_lse(k, hidden, weight, bias, labels, class_weights, mask):
+    return _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask)
+
+
+@_linear_ce_and_lse.defjvp
+def _linear_ce_and_lse_jvp(k, primals, tangents):
+    value, tangent = _linear_ce_jvp(k, primals, tangents)
+    lse = _value_and_lse(k, *primals)[1]
+    return (value, lse), (tangent, jnp.zeros_like(lse))
+
+
 # --------------------------------------------------------------------------------------
 # Scalar reductions: fold each chunk's gradient in as soon as its logits exist.
 #
@@ -313,7 +350,7 @@ def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     d_weight = jnp.matmul(h.astype(dtype).T, g)
     d_bias = jnp.sum(g, 0)
     d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
-    return loss[:, 0], d_hidden, d_weight, d_bias, d_cw
+    return loss[:, 0], d_hidden, d_weight, d_bias, d_cw, lse[:, 0]
 
 
 def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
@@ -339,17 +376,17 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     )
 
     def body(acc, x):
-        loss, dh, dw, db, dcw = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
-        return jax.tree.map(jnp.add, acc, (dw, db, dcw)), (loss, dh)
+        loss, dh, dw, db, dcw, lse = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
+        return jax.tree.map(jnp.add, acc, (dw, db, dcw)), (loss, dh, lse)
 
     zeros = (
         jnp.zeros(weight.shape, dtype),
         jnp.zeros(weight.shape[1:], dtype),
         jnp.zeros(weight.shape[1:], dtype),
     )
-    (d_weight, d_bias, d_cw), (loss, d_hidden) = jax.lax.scan(body, zeros, xs)
+    (d_weight, d_bias, d_cw), (loss, d_hidden, lse) = jax.lax.scan(body, zeros, xs)
     loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
-    return loss, d_hidden.reshape(-1, d)[:n], d_weight, d_bias, d_cw
+    return loss, d_hidden.reshape(-1, d)[:n], d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -359,9 +396,22 @@ def _linear_total(k, hidden, weight, bias, labels, class_weights, mask, scale):
 
 
 def _linear_total_jvp(k, primals, tangents):
+    return _linear_total_and_lse_jvp(k, primals, tangents)[:2]
+
+
+# The same with each token's lse as a second output (see _linear_ce_and_lse).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _linear_total_and_lse(k, hidden, weight, bias, labels, class_weights, mask, scale):
+    loss, lse = _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask)
+    return jnp.sum(loss * scale.astype(loss.dtype)), lse
+
+
+def _linear_total_and_lse_jvp(k, primals, tangents):
+    """``(value, tangent, lse)``: the scalar's jvp, and the lse the fold computed."""
     hidden, weight, bias, labels, class_weights, mask, scale = primals
     dh, dw, db, _, dcw, _, dscale = map(_numerics.nonzero, tangents)
-    loss, g_h, g_w, g_b, g_cw = _fold(k, hidden, weight, bias, labels, class_weights, mask, scale)
+    folded = _fold(k, hidden, weight, bias, labels, class_weights, mask, scale)
+    loss, g_h, g_w, g_b, g_cw, lse = folded
     value = jnp.sum(loss * scale.astype(loss.dtype))
     out = jnp.zeros((), value.dtype)
     for g, d in ((g_h, dh), (g_w, dw), (g_b, db), (g_cw, dcw)):
@@ -369,10 +419,16 @@ def _linear_total_jvp(k, primals, tangents):
             out = out + jnp.sum(g * d.astype(g.dtype))
     if dscale is not None:
         out = out + jnp.sum(loss * dscale.astype(loss.dtype))
-    return value, out
+    return value, out, lse
 
 
 _linear_total.defjvp(_linear_total_jvp, symbolic_zeros=True)
+
+
+@_linear_total_and_lse.defjvp
+def _linear_total_and_lse_rule(k, primals, tangents):
+    value, tangent, lse = _linear_total_and_lse_jvp(k, primals, tangents)
+    return (value, lse), (tangent, jnp.zeros_like(lse))
 
 
 # --------------------------------------------------------------------------------------
@@ -394,7 +450,8 @@ def linear_cross_entropy(
     logit_softcap: float | None = None,
     reduction: str = "none",
     block_size: int | None = None,
-) -> jax.Array:
+    return_z_loss: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Cross-entropy of a linear head, ``logits = hidden @ weight + bias``, without
     ever building the ``[tokens, classes]`` logits.
 
@@ -425,11 +482,16 @@ def linear_cross_entropy(
         ``[0, C)`` that is not ``ignore_index`` gives NaN, as in
         :func:`sparse_categorical_cross_entropy`.
       bias: optional ``[C]``.
-      where, sample_weight, ignore_index, class_weights, label_smoothing, z_loss,
-        reduction: as in :func:`sparse_categorical_cross_entropy`.
+      where, sample_weight, ignore_index, class_weights: as in
+        :func:`sparse_categorical_cross_entropy`.
+      label_smoothing, z_loss, reduction: as in :func:`sparse_categorical_cross_entropy`.
       logit_softcap: ``c`` to use ``c * tanh(logits / c)`` (Gemma 2), or None.
       block_size: classes per block; None chooses it from the number of tokens so that
         a block's float32 temporaries stay within about 128 MiB.
+      return_z_loss: also return the z-loss term ``z lse**2`` on its own, weighted
+        and reduced like the loss (for logging, as Liger and T5X return it):
+        ``(loss, z_term)``, ``loss`` including the term. It comes from the loss's own
+        statistics (no second pass) and carries no gradient.
 
     Returns:
       Per-token losses of shape ``hidden.shape[:-1]`` (float32 or float64), or a
@@ -508,5 +570,10 @@ def linear_cross_entropy(
         None if sample_weight is None else jnp.broadcast_to(sample_weight, batch).reshape(n),
         reduction=_checks.check_reduction(reduction, fn),
         checks=_checks.checks_enabled(),
+        aux=bool(return_z_loss),
     )
-    return out.reshape(batch) if reduction == "none" else out
+    if reduction != "none":
+        return out
+    if return_z_loss:
+        return out[0].reshape(batch), out[1].reshape(batch)
+    return out.reshape(batch)

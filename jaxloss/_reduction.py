@@ -59,8 +59,23 @@ class Kernel:
         None to use ``values``."""
         return None
 
+    # A second, per-example output reduced like the loss (the z-loss term, for logging),
+    # computed from the loss's own statistics. Kernels that have one override these.
 
-@functools.partial(jax.jit, static_argnames=("kernel", "reduction", "checks"))
+    def aux(self, arrays: tuple, mask: jax.Array | None) -> jax.Array:
+        """The auxiliary per-example values, exactly 0 where masked, without gradient."""
+        raise NotImplementedError(f"{self.fn} has no auxiliary output")
+
+    def values_and_aux(self, arrays: tuple, mask: jax.Array | None):
+        """``(values, aux)``; by default two calls that XLA merges into one pass."""
+        return self.values(arrays, mask), self.aux(arrays, mask)
+
+    def total_and_aux(self, arrays: tuple, mask: jax.Array | None, scale: jax.Array | None):
+        """:meth:`total` with the scaled auxiliary total as a third element, or None."""
+        return None
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "reduction", "checks", "aux"))
 def apply(
     kernel: Kernel,
     arrays: tuple,
@@ -69,8 +84,11 @@ def apply(
     *,
     reduction: str,
     checks: bool,
-) -> jax.Array:
-    """Runs ``kernel``: mask, checks, per-example values, weights, reduction."""
+    aux: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Runs ``kernel``: mask, checks, per-example values, weights, reduction. With
+    ``aux``, returns ``(loss, aux)``, the kernel's auxiliary output weighted and
+    reduced exactly like the loss."""
     mask = kernel.mask(arrays, where)
     if checks:
         kernel.check(arrays, mask)
@@ -78,22 +96,34 @@ def apply(
             _checks.check_nonnegative_values(kernel.fn, "sample_weight", sample_weight)
     if reduction != "none":
         scale = _scale(mask, sample_weight)
-        fused = kernel.total(arrays, mask, scale)
+        if aux:
+            fused = kernel.total_and_aux(arrays, mask, scale)
+        else:
+            fused = kernel.total(arrays, mask, scale)
         if fused is not None:  # the kernel's own path for a scalar reduction
-            total, count = fused
+            total, count, *aux_total = fused
             weights = kernel.weights(arrays, mask, total.dtype)
             if scale is not None:
                 scale = scale.astype(total.dtype)
                 weights = scale if weights is None else weights * scale
-            return reduce_total(total, count, weights, reduction)
-    values = kernel.values(arrays, mask)
+            out = reduce_total(total, count, weights, reduction)
+            if aux:
+                return out, reduce_total(aux_total[0], count, weights, reduction)
+            return out
+    if aux:
+        values, aux_values = kernel.values_and_aux(arrays, mask)
+    else:
+        values, aux_values = kernel.values(arrays, mask), None
     weights = kernel.weights(arrays, mask, values.dtype)
     if sample_weight is not None:
         s = _numerics.mask_rows(sample_weight.astype(values.dtype), mask)
         s = _numerics.nan_if_negative(s)
         values = values * s
+        if aux:
+            aux_values = aux_values * s
         weights = s if weights is None else weights * s
-    return reduce(values, weights, reduction)
+    out = reduce(values, weights, reduction)
+    return (out, reduce(aux_values, weights, reduction)) if aux else out
 
 
 def _scale(mask, sample_weight):

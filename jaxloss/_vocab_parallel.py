@@ -49,6 +49,17 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
     def values(self, arrays, mask):
         return _vp_ce(self, *arrays, mask)
 
+    def aux(self, arrays, mask):
+        """``z lse**2`` per example, the global ``lse`` from the local row maximum
+        and sum of exponentials (the loss's own, merged by XLA) and their pmax/psum."""
+        logits = jax.lax.stop_gradient(arrays[0])
+        _, mask_c, x, _, _ = _local(self, logits, None, mask)
+        m = jax.lax.pmax(jnp.max(x, self.axis, keepdims=True), self.axis_name)
+        m = jnp.where(jnp.isfinite(m), m, 0)
+        e = jax.lax.psum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
+        z_term = self.z_loss * (m + jnp.log(e)) ** 2
+        return jnp.squeeze(_numerics.mask_rows(z_term, mask_c), self.axis)
+
     def weights(self, arrays, mask, dtype):
         logits, targets, class_weights = arrays
         if class_weights is None:

@@ -707,3 +707,51 @@ def test_errors_are_raised_at_trace_time_under_jit():
 
     with pytest.raises(ValueError, match="labels has shape"):
         jax.eval_shape(f, x, jnp.zeros((8, 3), jnp.int32))
+
+
+# ------------------------------------------------------------ the z-loss term, for logging
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_return_z_loss_is_the_z_term_reduced_like_the_loss(rng, reduction, sparse):
+    x = _logits(rng, (6, 5))
+    y = rng.integers(0, 5, 6)
+    t = np.eye(5, dtype=np.float32)[y] if not sparse else y
+    f = jaxloss.sparse_categorical_cross_entropy if sparse else CE
+    options = dict(
+        where=np.array([1, 1, 0, 1, 1, 1], bool),
+        sample_weight=rng.uniform(0.5, 2.0, 6).astype(np.float32),
+        class_weights=rng.uniform(0.5, 2.0, 5).astype(np.float32),
+        reduction=reduction,
+    )
+    loss, z_term = f(x, t, z_loss=1e-2, return_z_loss=True, **options)
+    np.testing.assert_allclose(loss, f(x, t, z_loss=1e-2, **options), rtol=1e-6)
+    np.testing.assert_allclose(loss - z_term, f(x, t, **options), rtol=1e-5, atol=1e-6)
+    # z lse**2, weighted and reduced with the loss's own weights
+    z = 1e-2 * np.asarray(ref.np_logsumexp(x.astype(np.float64)), np.float64) ** 2
+    s = options["sample_weight"] * options["where"]
+    w = options["class_weights"][y] * s
+    want = {"none": z * s, "sum": np.sum(z * s), "mean": np.sum(z * s) / np.sum(w)}[reduction]
+    np.testing.assert_allclose(z_term, want, rtol=1e-5)
+    # the term is for logging: no gradient of its own; the loss's gradient is unchanged
+    g = jax.grad(lambda x: jnp.sum(f(x, t, z_loss=1e-2, return_z_loss=True, **options)[1]))(x)
+    assert np.all(g == 0)
+
+
+def test_return_z_loss_takes_no_second_pass_over_the_logits():
+    x = jnp.ones((64, 1000))
+    y = jnp.zeros(64, jnp.int32)
+
+    def program(return_z_loss):
+        def loss(x):
+            out = jaxloss.sparse_categorical_cross_entropy(
+                x, y, z_loss=1e-4, reduction="mean", return_z_loss=return_z_loss
+            )
+            return out[0] + 0 * out[1] if return_z_loss else out
+
+        return jax.jit(jax.value_and_grad(loss)).lower(x).compile().as_text()
+
+    plain, logged = program(False), program(True)
+    # the same exponentials (one pass for the statistics, one for the gradient)
+    assert logged.count("exponential(") == plain.count("exponential(")

@@ -232,3 +232,29 @@ def test_single_class_and_default_chunks(rng):
     # by default a chunk of tokens holds at most 1/8 of the logits
     assert linear.token_block_for(2048, 32768) == 64
     assert linear.token_block_for(8192, 131072) == 64
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_return_z_loss_equals_unfused(rng, reduction):
+    h, w, b, y, cw = _inputs(rng)
+    keep = np.arange(N) != 2
+    options = dict(
+        bias=b,
+        class_weights=cw,
+        where=keep,
+        sample_weight=rng.uniform(0.5, 2.0, N),
+        z_loss=0.01,
+        reduction=reduction,
+        return_z_loss=True,
+    )
+    loss, z_term = LCE(h, w, y, **options)
+    want_loss, want_z = _unfused(h, w, y, **options)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    np.testing.assert_allclose(z_term, want_z, rtol=1e-6)
+    # the term carries no gradient; the loss's gradient is the plain call's
+    del options["return_z_loss"]
+    grads = jax.grad(lambda h: jnp.sum(LCE(h, w, y, return_z_loss=True, **options)[0]))(h)
+    np.testing.assert_allclose(grads, jax.grad(lambda h: jnp.sum(LCE(h, w, y, **options)))(h))
+    assert np.all(
+        jax.grad(lambda h: jnp.sum(LCE(h, w, y, return_z_loss=True, **options)[1]))(h) == 0
+    )

@@ -117,6 +117,14 @@ SCRIPT = textwrap.dedent(
                 hvp = jax.jvp(jax.grad(lambda x: total(x, tgt, w)), (x,), (dx,))[1]
                 hvp0 = jax.jvp(jax.grad(lambda x: ref(x, tgt, w)), (x,), (dx,))[1]
                 errs.append(float(np.max(np.abs(hvp - hvp0))))
+                # the z-loss term for logging (return_z_loss), per example
+                z_local = jax.shard_map(
+                    lambda x, tgt, w, keep: fn(x, tgt, class_weights=w, where=keep,
+                                               axis_name="model", return_z_loss=True,
+                                               **opts)[1],
+                    mesh=mesh, in_specs=specs, out_specs=row)
+                z0 = fn(x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts)[1]
+                errs.append(float(np.max(np.abs(jax.jit(z_local)(x, tgt, w, keep) - z0))))
                 sizes = collectives(jax.jit(jax.grad(total)).lower(x, tgt, w).compile().as_text())
                 report[key] = {"errs": errs, "sizes": sizes}
             except Exception as e:
@@ -157,16 +165,17 @@ def test_class_sharded_meshes():
                 failures.append(f"{kind}/{name}: {r}")
     # Inside shard_map with axis_name="model": value, logits and class-weight gradients,
     # per-example values, jvp and a Hessian-vector product equal the unsharded call's
-    # (class weights, smoothing, z-loss, ignore_index, where); O(examples) collectives.
+    # (class weights, smoothing, z-loss, ignore_index, where), and so does the z-loss
+    # term of return_z_loss; O(examples) collectives.
     for mesh in ("(2, 4)", "(8,)"):
         for loss in ("sparse", "categorical"):
             r = report[f"shard_map{mesh}/{loss}"]
             if "error" in r:
                 failures.append(f"shard_map{mesh}/{loss}: {r['error']}")
                 continue
-            rel_value, g_logits, g_weights, per_example, jvp, hvp = r["errs"]
+            rel_value, g_logits, g_weights, per_example, jvp, hvp, z_term = r["errs"]
             ok = rel_value < 1e-6 and g_logits < 1e-6 and g_weights < 1e-5
-            ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5
+            ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
     assert not failures, "\n".join(failures)
