@@ -632,6 +632,8 @@ def smooth_labels(
 ) -> jax.Array:
     r"""Drop-in for ``optax.smooth_labels``: ``(1 - alpha) * labels + alpha / C``.
 
+    .. math:: \tilde t_{c} = (1 - \alpha)\, t_c + \alpha / C
+
     The losses take ``label_smoothing=alpha`` themselves (without building the
     smoothed targets); this is for code that wants the targets. With ``where`` (a
     class mask broadcastable to the labels) ``C`` is the number of kept classes of

@@ -185,3 +185,12 @@ def test_no_progress_bar_in_piped_output(tmp_path):
     assert b"step    2  log loss" in run.stdout and b"accuracy: train" in run.stdout
     assert b"\r" not in run.stdout + run.stderr, run.stderr.decode(errors="replace")
     assert not any(tmp_path.iterdir())  # and writes nothing into the working directory
+
+
+def test_segmentation(capsys):
+    result = _load("segmentation").main(["--steps", "3", "--plot", ""])
+    out = capsys.readouterr().out
+    _backend_line(out)
+    assert "(the same from channels-first logits)" in out  # axis=1 gave the same losses
+    assert np.isfinite(result["final_loss"]) and 0 < result["test_dice_loss"] <= 1
+    assert 0 <= result["pixel_accuracy"] <= 1 and result["iou"].shape == (11,)

@@ -21,6 +21,17 @@ PUBLIC = {
     "js_divergence",
     "entropy",
     "linear_cross_entropy",
+    "nll_loss",
+    "categorical_focal_loss",
+    "safe_softmax_cross_entropy",
+    "poly_loss_cross_entropy",
+    "smooth_labels",
+    "kl_divergence_with_log_targets",
+    "generalized_kl_divergence",
+    "convex_kl_divergence",
+    "dice_loss",
+    "binary_dice_loss",
+    "multiclass_generalized_dice_loss",
     "checked",
     "info",
     "diagnostics",
@@ -68,6 +79,7 @@ def test_signatures():
         "reduction": (kw, "none"),
         "residuals": (kw, "auto"),
         "axis_name": (kw, None),
+        "return_z_loss": (kw, False),
     }
     assert _params(jaxloss.sparse_categorical_cross_entropy) == {
         "logits": (pos, empty),
@@ -82,6 +94,7 @@ def test_signatures():
         "reduction": (kw, "none"),
         "residuals": (kw, "auto"),
         "axis_name": (kw, None),
+        "return_z_loss": (kw, False),
     }
     # The optax drop-ins take optax's arguments, positionally too.
     for name in ("softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels"):
@@ -126,6 +139,7 @@ def test_issue_3_signatures():
         "gamma": (kw, 2.0),
         "where": (kw, None),
         "sample_weight": (kw, None),
+        "label_smoothing": (kw, 0.0),
         "reduction": (kw, "none"),
     }
     assert _params(jaxloss.softmax_focal_loss) == {
@@ -137,6 +151,7 @@ def test_issue_3_signatures():
         "where": (kw, None),
         "sample_weight": (kw, None),
         "ignore_index": (kw, None),
+        "label_smoothing": (kw, 0.0),
         "reduction": (kw, "none"),
     }
     for name in ("kl_divergence", "reverse_kl_divergence", "js_divergence"):
@@ -194,3 +209,36 @@ def test_diagnostics_api():
     assert list(inspect.signature(d.plot_loss_histograms).parameters)[:2] == ["losses", "path"]
     for name in ("loss_histogram", "compare_loss_distributions"):
         assert ">>>" in getattr(d, name).__doc__
+
+
+OPTAX_NAMES = [
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "safe_softmax_cross_entropy",
+    "poly_loss_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "kl_divergence_with_log_targets",
+    "generalized_kl_divergence",
+    "convex_kl_divergence",
+    "smooth_labels",
+    "dice_loss",
+    "binary_dice_loss",
+    "multiclass_generalized_dice_loss",
+]
+
+
+def test_optax_names_take_optax_arguments():
+    """Changing the import is enough: every optax parameter exists here with the same
+    kind and default (jaxloss may add keyword-only options after them)."""
+    import optax
+
+    for name in OPTAX_NAMES:
+        theirs = _params(getattr(optax.losses, name))
+        ours = _params(getattr(jaxloss, name))
+        for param, (kind, default) in theirs.items():
+            assert param in ours, (name, param)
+            assert ours[param][0] == kind, (name, param)
+            assert ours[param][1] == default, (name, param, ours[param][1], default)
+        extra = [p for p in ours if p not in theirs]
+        assert all(ours[p][0] == inspect.Parameter.KEYWORD_ONLY for p in extra), (name, extra)
