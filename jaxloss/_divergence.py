@@ -333,7 +333,9 @@ class Entropy(_Divergence):
 # Public functions.
 
 
-def _run(fn, kernel_cls, logits, other, other_name, axis, where, reduction, **options):
+def _run(
+    fn, kernel_cls, logits, other, other_name, axis, where, reduction, sample_weight, **options
+):
     """Checks the arguments, merges the class axes and runs the kernel."""
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
     arrays = ()
@@ -350,7 +352,7 @@ def _run(fn, kernel_cls, logits, other, other_name, axis, where, reduction, **op
         kernel_cls(fn=fn, axis=ax, **options),
         (logits, *arrays),
         _checks.check_where(where, per_example, fn),
-        None,
+        _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),
         checks=_checks.checks_enabled(),
     )
@@ -362,6 +364,7 @@ def kl_divergence(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
     residuals: str = "auto",
 ) -> jax.Array:
@@ -390,6 +393,8 @@ def kl_divergence(
       targets: target distributions, the logits' shape.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
+      sample_weight: float weight per example, ``>= 0``: multiplies its value and its
+        weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"``, or ``"mean"`` over unmasked examples
         (PyTorch's ``"batchmean"``, Keras's default).
       residuals: ``"auto"``, ``"lse"`` or ``"softmax"``: what reverse mode keeps (see
@@ -419,6 +424,7 @@ def kl_divergence(
         axis,
         where,
         reduction,
+        sample_weight=sample_weight,
         remat=not _softmax.keep_softmax(residuals, logits),
     )
 
@@ -429,6 +435,7 @@ def reverse_kl_divergence(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Reverse Kullback-Leibler divergence ``KL(softmax(logits) || targets)``.
@@ -450,6 +457,8 @@ def reverse_kl_divergence(
       targets: target distributions, the logits' shape.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
+      sample_weight: float weight per example, ``>= 0``: multiplies its value and its
+        weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -465,7 +474,15 @@ def reverse_kl_divergence(
       [0.1308]
     """
     return _run(
-        "reverse_kl_divergence", ReverseKL, logits, targets, "targets", axis, where, reduction
+        "reverse_kl_divergence",
+        ReverseKL,
+        logits,
+        targets,
+        "targets",
+        axis,
+        where,
+        reduction,
+        sample_weight=sample_weight,
     )
 
 
@@ -476,6 +493,7 @@ def kl_divergence_with_logits(
     temperature: float = 1.0,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""``KL(softmax(target_logits / T) || softmax(logits / T))``, for distillation.
@@ -499,6 +517,8 @@ def kl_divergence_with_logits(
       temperature: ``T``, finite and ``> 0``, dividing both sets of logits.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
+      sample_weight: float weight per example, ``>= 0``: multiplies its value and its
+        weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -529,6 +549,7 @@ def kl_divergence_with_logits(
         axis,
         where,
         reduction,
+        sample_weight=sample_weight,
         temperature=temperature,
     )
 
@@ -539,6 +560,7 @@ def js_divergence(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Jensen-Shannon divergence between ``softmax(logits)`` and ``targets``.
@@ -557,6 +579,8 @@ def js_divergence(
       targets: target distributions, the logits' shape.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
+      sample_weight: float weight per example, ``>= 0``: multiplies its value and its
+        weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -570,7 +594,8 @@ def js_divergence(
       >>> print(jaxloss.js_divergence(logits, targets))  # disjoint: log 2; equal: 0
       [0.6931 0.    ]
     """
-    return _run("js_divergence", JS, logits, targets, "targets", axis, where, reduction)
+    args = (logits, targets, "targets", axis, where, reduction)
+    return _run("js_divergence", JS, *args, sample_weight=sample_weight)
 
 
 def entropy(
@@ -578,6 +603,7 @@ def entropy(
     *,
     axis: Axis = -1,
     where: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Entropy of ``softmax(logits)`` in nats.
@@ -592,6 +618,8 @@ def entropy(
       logits: ``[..., C, ...]`` logits.
       axis: the class axis (or a tuple of them).
       where: per-example boolean mask; masked examples give exactly 0.
+      sample_weight: float weight per example, ``>= 0``: multiplies its value and its
+        weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -603,4 +631,5 @@ def entropy(
       >>> print(jaxloss.entropy(jnp.array([[0.0, 0.0], [0.0, -jnp.inf]])))  # log 2, 0
       [0.6931 0.    ]
     """
-    return _run("entropy", Entropy, logits, None, "", axis, where, reduction)
+    args = (logits, None, "", axis, where, reduction)
+    return _run("entropy", Entropy, *args, sample_weight=sample_weight)

@@ -203,7 +203,9 @@ class GeneralizedKL(_TermSum):
         return jnp.exp(lp) - t, _log(t) - lp
 
 
-def _run_terms(fn, kernel_cls, log_predictions, other, other_name, axis, where, reduction):
+def _run_terms(
+    fn, kernel_cls, log_predictions, other, other_name, axis, where, reduction, sample_weight
+):
     """optax's argument handling: ``where`` masks examples (the per-example shape) or
     elements (broadcastable to the inputs, as in optax)."""
     lp, axes = _softmax.prepare_logits(log_predictions, axis, fn, "log_predictions")
@@ -219,7 +221,7 @@ def _run_terms(fn, kernel_cls, log_predictions, other, other_name, axis, where, 
         kernel_cls(fn=fn, axis=ax),
         (lp, other, keep),
         example_mask,
-        None,
+        _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),
         checks=_checks.checks_enabled(),
     )
@@ -330,6 +332,7 @@ def kl_divergence_with_log_targets(
     axis: Axis = -1,
     where: ArrayLike | None = None,
     *,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Drop-in for ``optax.kl_divergence_with_log_targets``: ``KL(t || p)`` from
@@ -353,6 +356,7 @@ def kl_divergence_with_log_targets(
       axis: the class axis (or axes).
       where: a per-example boolean mask, or (as in optax) one broadcastable to the
         inputs that drops elements from the sum.
+      sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -367,9 +371,8 @@ def kl_divergence_with_log_targets(
       0.1438
     """
     fn = "kl_divergence_with_log_targets"
-    return _run_terms(
-        fn, KLWithLogTargets, log_predictions, log_targets, "log_targets", axis, where, reduction
-    )
+    args = (log_predictions, log_targets, "log_targets", axis, where, reduction, sample_weight)
+    return _run_terms(fn, KLWithLogTargets, *args)
 
 
 def generalized_kl_divergence(
@@ -378,6 +381,7 @@ def generalized_kl_divergence(
     axis: Axis = -1,
     where: ArrayLike | None = None,
     *,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Drop-in for ``optax.generalized_kl_divergence``: the KL divergence extended to
@@ -400,6 +404,7 @@ def generalized_kl_divergence(
       axis: the class axis (or axes).
       where: a per-example boolean mask, or (as in optax) one broadcastable to the
         inputs that drops elements from the sum.
+      sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"`` over unmasked examples.
 
     Returns:
@@ -418,7 +423,7 @@ def generalized_kl_divergence(
       Boyd and Vandenberghe, "Convex Optimization", 2004, p. 90.
     """
     fn = "generalized_kl_divergence"
-    args = (log_predictions, targets, "targets", axis, where, reduction)
+    args = (log_predictions, targets, "targets", axis, where, reduction, sample_weight)
     return _run_terms(fn, GeneralizedKL, *args)
 
 
@@ -428,6 +433,7 @@ def convex_kl_divergence(
     axis: Axis = -1,
     where: ArrayLike | None = None,
     *,
+    sample_weight: ArrayLike | None = None,
     reduction: str = "none",
 ) -> jax.Array:
     r"""Drop-in for ``optax.convex_kl_divergence``, which optax deprecates in favour of
@@ -441,6 +447,7 @@ def convex_kl_divergence(
       targets: the target measure, ``>= 0``, the same shape.
       axis: the class axis (or axes).
       where: a per-example boolean mask, or one broadcastable to the inputs.
+      sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"``.
 
     Returns:
@@ -453,5 +460,5 @@ def convex_kl_divergence(
       0.3863
     """
     fn = "convex_kl_divergence"
-    args = (log_predictions, targets, "targets", axis, where, reduction)
+    args = (log_predictions, targets, "targets", axis, where, reduction, sample_weight)
     return _run_terms(fn, GeneralizedKL, *args)

@@ -19,7 +19,8 @@ def _inputs(seed=0):
     y = rng.integers(0, C, N).astype(np.int32)
     z = rng.random((N, C)).astype(np.float32)
     y2 = rng.standard_normal((N, C)).astype(np.float32)
-    return {"x": x, "t": t, "y": y, "z": z, "y2": y2, "p": 1 / (1 + np.exp(-x))}
+    lt = np.log(rng.dirichlet(np.ones(C), N)).astype(np.float32)
+    return {"x": x, "t": t, "y": y, "z": z, "y2": y2, "p": 1 / (1 + np.exp(-x)), "lt": lt}
 
 
 # name: (function, first input, second input or None, per-example (softmax) or elementwise)
@@ -66,6 +67,28 @@ CASES = {
         False,
     ),
     "binary": (jaxloss.binary_cross_entropy, "p", "z", False),
+    "nll": (
+        lambda x, y, **k: jaxloss.nll_loss(x, y, class_weights=jnp.arange(1.0, C + 1), **k),
+        "x",
+        "y",
+        True,
+    ),
+    "categorical_focal": (
+        lambda x, t, **k: jaxloss.categorical_focal_loss(
+            x, t, alpha=jnp.arange(1.0, C + 1), label_smoothing=0.1, **k
+        ),
+        "x",
+        "t",
+        True,
+    ),
+    "softmax_focal_smoothed": (
+        lambda x, y, **k: jaxloss.softmax_focal_loss(x, y, label_smoothing=0.1, **k),
+        "x",
+        "y",
+        True,
+    ),
+    "kl_log_targets": (jaxloss.kl_divergence_with_log_targets, "x", "lt", True),
+    "generalized_kl": (jaxloss.generalized_kl_divergence, "x", "t", True),
 }
 
 
@@ -147,3 +170,16 @@ def test_masking_equals_slicing(name, reduction):
     )
     assert np.all(np.asarray(g_masked)[~keep] == 0)
     _close(np.asarray(g_masked)[keep], g_sliced)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_integer_sample_weights_equal_repeated_examples(name):
+    """``sample_weight`` multiplies each loss and its weight in the mean: integer weights
+    are the same as repeating each example that many times."""
+    fn, args, softmax = _case(name)
+    s = np.array([1, 0, 2, 1, 3, 1])
+    sw = s.astype(np.float32) if softmax else np.broadcast_to(s[:, None], (N, C)).astype(np.float32)
+    repeated = tuple(np.repeat(a, s, axis=0) for a in args)
+    _close(fn(*args, sample_weight=sw), sw * np.asarray(fn(*args)))
+    for reduction in ("sum", "mean"):
+        _close(fn(*args, sample_weight=sw, reduction=reduction), fn(*repeated, reduction=reduction))
