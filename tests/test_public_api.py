@@ -161,6 +161,7 @@ def test_issue_3_signatures():
             "targets": (pos, empty),
             "axis": (kw, -1),
             "where": (kw, None),
+            "sample_weight": (kw, None),
             "reduction": (kw, "none"),
             **extra,
         }, name
@@ -170,12 +171,14 @@ def test_issue_3_signatures():
         "temperature": (kw, 1.0),
         "axis": (kw, -1),
         "where": (kw, None),
+        "sample_weight": (kw, None),
         "reduction": (kw, "none"),
     }
     assert _params(jaxloss.entropy) == {
         "logits": (pos, empty),
         "axis": (kw, -1),
         "where": (kw, None),
+        "sample_weight": (kw, None),
         "reduction": (kw, "none"),
     }
     assert list(inspect.signature(jaxloss.sigmoid_binary_cross_entropy).parameters) == [
