@@ -612,7 +612,9 @@ def poly_loss_cross_entropy(
     ce = _categorical(fn, logits, labels, axis, where=where, **_OPTAX_DEFAULTS)
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
     labels = _checks.check_same_shape(fn, logits, labels, "labels")
-    if not isinstance(epsilon, jax.Array):
+    if isinstance(epsilon, jax.Array):
+        epsilon = epsilon.astype(ce.dtype)
+    else:
         epsilon = _checks.static_float(epsilon, "epsilon", fn)
     logits, ax = _softmax.merge_class_axes(logits, axes)
     labels = _softmax.merge_class_axes(labels, axes)[0]
@@ -664,7 +666,7 @@ def smooth_labels(
         num_classes = math.prod(labels.shape[a] for a in axes)
     else:
         where = _checks.check_where(where, tuple(labels.shape), fn, what="labels'")
-        num_classes = jnp.sum(where, axes, keepdims=True)
+        num_classes = jnp.sum(where, axes, keepdims=True).astype(labels.dtype)
     return (1 - alpha) * labels + alpha / num_classes
 
 
@@ -690,15 +692,15 @@ def softmax_cross_entropy(
 
     Same arguments (``axis`` and ``where`` may be positional) and the same values as
     optax for them, with this library's derivative rules, memory use and ``-inf``
-    handling. ``where`` masks whole examples (shape ``[batch]``, as optax allows);
-    optax's other form, a mask of the logits' shape that drops classes, is refused
-    with an error: give those classes ``-inf`` logits instead.
+    handling. ``where`` is read as optax reads it: a mask of the logits' rank drops
+    classes (they get ``-inf`` logits and no target mass; an example with no class
+    left gives 0 and no weight), any other shape masks whole examples.
 
     Args:
       logits: ``[..., C]`` unnormalized log-probabilities.
       labels: target distributions of the logits' shape.
       axis: the class axis (or axes, or None for all).
-      where: per-example boolean mask.
+      where: a class mask of the logits' rank, or a per-example mask.
 
     Returns:
       Per-example losses, the logits' shape without the class axes.
@@ -729,14 +731,16 @@ def softmax_cross_entropy_with_integer_labels(
     :func:`sparse_categorical_cross_entropy` with optax's argument order (``axis`` may
     be an int or a tuple of axes whose flattened index is the label, as in optax).
     Same values as optax for labels in ``[0, C)``; a label outside that range gives
-    NaN here, where optax silently reads another class (-1 as C-1). ``where`` masks
-    whole examples (see :func:`softmax_cross_entropy`).
+    NaN here, where optax silently reads another class (-1 as C-1). ``where`` is
+    read as in :func:`softmax_cross_entropy`; a label whose class the mask drops gives
+    ``inf`` (its probability is 0), where optax returns a finite number that is not a
+    loss.
 
     Args:
       logits: ``[..., C]`` unnormalized log-probabilities.
       labels: integer labels, the logits' shape without the class axes.
       axis: the class axis (or axes).
-      where: per-example boolean mask.
+      where: a class mask of the logits' rank, or a per-example mask.
 
     Returns:
       Per-example losses of the labels' shape.

@@ -266,6 +266,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     if mask_c is not None:
         ok = ok | ~mask_c
     t_s, a = _categorical_weights(k, alpha, t, x.ndim, dtype)
+    t_s = _numerics.nan_where_not(ok, t_s)  # NaN coefficients: kept by reverse mode too
     h, p, mod, coef = _focal_factors(k, x, stats)
     out = 0
     if dx is not None:
@@ -280,7 +281,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     if da is not None:
         d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)
         out = out + jnp.sum(_times(t_s, 2 * mod * h) * d, k.axis, keepdims=True)
-    out = _numerics.nan_where_not(ok, jnp.broadcast_to(out, ok.shape))
+    out = jnp.broadcast_to(out, ok.shape)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 

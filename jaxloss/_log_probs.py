@@ -52,16 +52,22 @@ def _nll_tangent(k, log_probs, labels, class_weights, mask, _value, _stats, d_lp
     w_y = _softmax.label_weight(class_weights, labels, k.axis, dtype)
     if class_weights is not None:
         w_y = _numerics.valid_weights(w_y)
+    # NaN coefficients (not a select on the tangent) for a bad label, so that reverse
+    # mode, which transposes the map, keeps the NaN too
+    w_y = _numerics.nan_where_not(ok, jnp.broadcast_to(w_y, ok.shape))
     out = 0
     if d_lp is not None:
-        d = _softmax.take_label(_numerics.mask_rows(d_lp, mask_c), labels, k.axis)
-        out = out - w_y * d.astype(dtype)
+        d_lp = _numerics.mask_rows(d_lp.astype(dtype), mask_c)
+        out = out - w_y * _softmax.take_label(d_lp, labels, k.axis)
+        # a bad label's whole row of the gradient is NaN, as for the cross-entropy
+        poison = _numerics.nan_where_not(ok, jnp.zeros(ok.shape, dtype))
+        out = out + poison * jnp.sum(d_lp, k.axis, keepdims=True)
     if d_w is not None:
         lp_y = _softmax.take_label(log_probs, labels, k.axis).astype(dtype)
-        lp_y = _numerics.mask_rows(lp_y, mask_c)
+        lp_y = _numerics.nan_where_not(ok, _numerics.mask_rows(lp_y, mask_c))
         safe = _softmax.safe_labels(labels, class_weights.shape[0], k.axis)
         out = out - _softmax.take(d_w.astype(dtype), safe) * lp_y
-    out = jnp.where(ok, jnp.broadcast_to(out, ok.shape), jnp.nan)
+    out = jnp.broadcast_to(out, ok.shape)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
@@ -143,14 +149,16 @@ def _term_sum_value(k, lp, y, keep, mask):
 
 def _term_sum_tangent(k, lp, y, keep, mask, _value, _stats, d_lp, d_y, _dk, _dm):
     lp, y, use = _sanitized(k, lp, y, keep, mask)
-    g_lp, g_y = k.partials(lp, y)
+    # NaN coefficients for an example with a bad target (a select on the tangent would
+    # vanish in reverse mode), and 0 for dropped elements
+    ok = jnp.all(_numerics.mask_rows(k.target_ok(y), use, True), k.axis, keepdims=True)
+    g_lp, g_y = (_numerics.mask_rows(jnp.where(ok, g, jnp.nan), use) for g in k.partials(lp, y))
     out = 0
     if d_lp is not None:
         out = out + g_lp * _numerics.mask_rows(d_lp.astype(lp.dtype), use)
     if d_y is not None:
         out = out + g_y * _numerics.mask_rows(d_y.astype(lp.dtype), use)
-    out = jnp.where(k.target_ok(y), out, jnp.nan)
-    return jnp.sum(_numerics.mask_rows(jnp.broadcast_to(out, lp.shape), use), k.axis)
+    return jnp.sum(jnp.broadcast_to(out, lp.shape), k.axis)
 
 
 _term_sum = _numerics.custom_rule(_term_sum_value, _term_sum_tangent)
@@ -212,7 +220,7 @@ def _run_terms(
     other = _checks.check_same_shape(fn, lp, other, other_name)
     _checks.check_floating(other, other_name, fn)
     per_example = _softmax.batch_shape(tuple(lp.shape), axes)
-    example_mask, keep = _split_where(fn, where, tuple(lp.shape), per_example)
+    example_mask, keep = _split_where(fn, where, tuple(lp.shape), per_example, axes)
     lp, ax = _softmax.merge_class_axes(lp, axes)
     other = _softmax.merge_class_axes(other, axes)[0]
     if keep is not None:
@@ -227,20 +235,22 @@ def _run_terms(
     )
 
 
-def _split_where(fn, where, shape, per_example):
-    """``(per-example mask, elementwise mask)``, one of them None: a ``where`` that
-    broadcasts to the per-example shape masks examples, otherwise one that broadcasts
-    to the inputs' shape masks elements (optax's ``where``)."""
+def _split_where(fn, where, shape, per_example, axes):
+    """``(per-example mask, elementwise mask)``. As in optax, a ``where`` that
+    broadcasts to the inputs' shape drops elements from the sums (an example with none
+    left is masked: 0, and no weight in ``"mean"``); one that does not, but broadcasts
+    to the per-example shape, masks examples."""
     if where is None:
         return None, None
     where = _checks.as_array(where, "where", fn)
     try:
-        per_example_ok = np.broadcast_shapes(where.shape, per_example) == per_example
+        elementwise = np.broadcast_shapes(where.shape, shape) == shape
     except ValueError:
-        per_example_ok = False
-    if per_example_ok:
-        return _checks.check_where(where, per_example, fn), None
-    return None, _checks.check_where(where, shape, fn, what="inputs'")
+        elementwise = False
+    if not elementwise:
+        return _checks.check_where(where, per_example, fn, what="per-example or inputs'"), None
+    keep = _checks.check_where(where, shape, fn, what="inputs'")
+    return jnp.any(keep, axis=axes), keep
 
 
 # --------------------------------------------------------------------------------------
@@ -354,8 +364,9 @@ def kl_divergence_with_log_targets(
       log_predictions: ``[..., C, ...]`` predicted log-probabilities.
       log_targets: target log-probabilities, the same shape.
       axis: the class axis (or axes).
-      where: a per-example boolean mask, or (as in optax) one broadcastable to the
-        inputs that drops elements from the sum.
+      where: as in optax, a boolean mask broadcastable to the inputs that drops
+        elements from the sums (an example with none left is masked); a mask of the
+        per-example shape that does not broadcast to the inputs masks examples.
       sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"`` over unmasked examples.
 
@@ -402,8 +413,9 @@ def generalized_kl_divergence(
       log_predictions: ``[..., C, ...]`` log of the predicted measure.
       targets: the target measure, ``>= 0``, the same shape.
       axis: the class axis (or axes).
-      where: a per-example boolean mask, or (as in optax) one broadcastable to the
-        inputs that drops elements from the sum.
+      where: as in optax, a boolean mask broadcastable to the inputs that drops
+        elements from the sums (an example with none left is masked); a mask of the
+        per-example shape that does not broadcast to the inputs masks examples.
       sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"`` over unmasked examples.
 
@@ -446,7 +458,7 @@ def convex_kl_divergence(
       log_predictions: ``[..., C, ...]`` log of the predicted measure.
       targets: the target measure, ``>= 0``, the same shape.
       axis: the class axis (or axes).
-      where: a per-example boolean mask, or one broadcastable to the inputs.
+      where: an elementwise mask as in optax, or a per-example one.
       sample_weight: float weight per example, ``>= 0`` (not in optax).
       reduction: ``"none"`` (optax), ``"sum"`` or ``"mean"``.
 

@@ -360,3 +360,18 @@ def test_categorical_focal_edges(rng):
     assert np.isfinite(out[0]) and np.isnan(out[1]) and out[2] == 0
     with pytest.raises(Exception, match="label"):
         jaxloss.checked(MFL)(np.zeros((2, 4), np.float32), np.array([1, 9]), label_smoothing=0.1)
+
+
+def test_bad_labels_and_targets_give_nan_gradients_in_both_modes():
+    x = np.zeros((2, 3), np.float32)
+    bad_t = np.array([[0.5, 0.5, 0.0], [1.5, -0.5, 0.0]], np.float32)
+    bad_y = np.array([0, 7])
+    for f in (
+        lambda x: CFL(x, bad_t),
+        lambda x: MFL(x, bad_y),
+        lambda x: MFL(x, bad_y, label_smoothing=0.1),
+    ):
+        g = jax.grad(lambda x: f(x).sum())(x)
+        t = jax.jvp(f, (x,), (np.ones_like(x),))[1]
+        assert np.all(np.isfinite(g[0])) and np.all(np.isnan(g[1])), g
+        assert np.isnan(t[1])
