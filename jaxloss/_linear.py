@@ -69,6 +69,11 @@ class LinearCrossEntropy(_reduction.Kernel):
     ignore_index: int | None = None
     softcap: float | None = None
     token_block: int = 1
+    # Vocabulary parallelism (inside shard_map): the weight, bias and class weights are
+    # this device's contiguous shard of ``shard_classes`` columns along ``axis_name``;
+    # ``num_classes`` is the whole vocabulary. Without it the shard is everything.
+    axis_name: str | None = None
+    shard_classes: int = 0
 
     def mask(self, arrays, where):
         return _reduction.example_mask(where, arrays[3], self.ignore_index)
@@ -82,7 +87,10 @@ class LinearCrossEntropy(_reduction.Kernel):
         return _linear_ce(self, *arrays, mask)
 
     def weights(self, arrays, mask, dtype):
-        return _reduction.sparse_example_weights(mask, arrays[3], arrays[4], dtype)
+        if self.axis_name is None or arrays[4] is None:
+            return _reduction.sparse_example_weights(mask, arrays[3], arrays[4], dtype)
+        w_y = _label_weight(self, _class_weights(arrays[4], dtype), arrays[3], dtype)
+        return _numerics.mask_rows(w_y, mask)
 
     def total(self, arrays, mask, scale):
         hidden = arrays[0]
@@ -113,14 +121,61 @@ class LinearCrossEntropy(_reduction.Kernel):
 
 
 def _num_blocks(k):
-    return -(-k.num_classes // k.block)
+    return -(-k.shard_classes // k.block)
+
+
+# Vocabulary parallelism: what differs is where a sum over the classes ends, so each
+# sum goes through these (identities without an axis name).
+
+
+def _psum(k, x):
+    """Sum over the shards of the vocabulary: one all-reduce of per-token numbers (or
+    of ``dh``)."""
+    return x if k.axis_name is None else jax.lax.psum(x, k.axis_name)
+
+
+def _pmax(k, x):
+    return x if k.axis_name is None else jax.lax.pmax(x, k.axis_name)
+
+
+def _varying(x, *like):
+    """``x`` typed as varying over every mesh axis that any of ``like`` varies over
+    (inside ``shard_map``): a scan's carry starts as a constant but collects values
+    computed from the inputs, and the two types must match."""
+    axes = set()
+    for a in jax.tree.leaves(like):
+        axes |= _varying_axes(a)
+    if not axes:
+        return x
+
+    def cast(a):
+        missing = tuple(sorted(axes - _varying_axes(a)))
+        return jax.lax.pcast(a, missing, to="varying") if missing else a
+
+    return jax.tree.map(cast, x)
+
+
+def _varying_axes(a) -> set:
+    """The mesh axes over which ``a`` varies inside ``shard_map`` (empty elsewhere):
+    ``typeof(a).mat.varying`` in JAX 0.10, ``typeof(a).vma`` before."""
+    aval = jax.typeof(a)
+    manual = getattr(aval, "mat", None)
+    return set(getattr(manual, "varying", None) or getattr(aval, "vma", None) or ())
+
+
+def _local_labels(k, labels):
+    """Labels as columns of this shard; -1 (no column) for a label held elsewhere."""
+    if k.axis_name is None:
+        return labels
+    y = labels - jax.lax.axis_index(k.axis_name).astype(labels.dtype) * k.shard_classes
+    return jnp.where((y >= 0) & (y < k.shard_classes), y, -1)
 
 
 def _block(k, i, weight, bias, class_weights):
     """Block ``i``: its columns start at ``min(i * block, C - block)`` (the last block
     overlaps the one before rather than running past C); ``fresh`` marks the columns
     no earlier block covered."""
-    start = jnp.minimum(i * k.block, k.num_classes - k.block)
+    start = jnp.minimum(i * k.block, k.shard_classes - k.block)
     cols = start + jnp.arange(k.block, dtype=jnp.int32)
     fresh = cols >= i * k.block
     w_blk = jax.lax.dynamic_slice_in_dim(weight, start, k.block, axis=1)
@@ -156,11 +211,19 @@ def _labels_ok(k, labels):
     return (labels >= 0) & (labels < k.num_classes)
 
 
-def _label_weight(cw, labels, dtype):
-    """``w_y`` per token (1 without class weights); an out-of-range label reads none."""
+def _label_weight(k, cw, labels, dtype):
+    """``w_y`` per token (1 without class weights), from the shard holding the label;
+    an out-of-range label reads none."""
     if cw is None:
         return jnp.ones(labels.shape, dtype)
-    return jnp.take(cw, jnp.where((labels >= 0) & (labels < cw.shape[0]), labels, 0))
+    y = _local_labels(k, labels)
+    inside = (y >= 0) & (y < cw.shape[0])
+    return _psum(k, jnp.where(inside, jnp.take(cw, jnp.where(inside, y, 0)), 0))
+
+
+def _total_weight(k, cw):
+    """``sum_c w_c`` over the whole vocabulary (``C`` without class weights)."""
+    return k.num_classes if cw is None else _psum(k, jnp.sum(cw))
 
 
 def _stats(k, hidden, weight, bias, labels, class_weights):
@@ -168,7 +231,7 @@ def _stats(k, hidden, weight, bias, labels, class_weights):
     n = hidden.shape[0]
     dtype = _numerics.compute_dtype(hidden)
     cw = _class_weights(class_weights, dtype)
-    y = labels[:, None]
+    y = _local_labels(k, labels)[:, None]
 
     @jax.checkpoint
     def body(carry, i):
@@ -186,18 +249,22 @@ def _stats(k, hidden, weight, bias, labels, class_weights):
 
     zeros = jnp.zeros((n,), dtype)
     init = (jnp.full((n,), -jnp.inf, dtype), zeros, zeros, zeros)
+    init = _varying(init, hidden, weight, bias, labels, class_weights)
     (m, s, z_y, sz), _ = jax.lax.scan(body, init, jnp.arange(_num_blocks(k), dtype=jnp.int32))
+    if k.axis_name is not None:  # one max- and one sum-reduction of per-token numbers
+        m_all = _pmax(k, m)
+        s, z_y, sz = _psum(k, (s * jnp.exp(m - m_all), z_y, sz))
+        m = m_all
     return m, s, z_y, sz
 
 
 def _loss_from_stats(k, labels, class_weights, m, s, z_y, sz):
     lse = m + jnp.log(s)
     cw = _class_weights(class_weights, lse.dtype)
-    w_y = _label_weight(cw, labels, lse.dtype)
+    w_y = _label_weight(k, cw, labels, lse.dtype)
     loss = (1 - k.smoothing) * w_y * (lse - z_y)
     if k.smoothing:
-        total = k.num_classes if cw is None else jnp.sum(cw)
-        loss = loss + k.smoothing / k.num_classes * (total * lse - sz)
+        loss = loss + k.smoothing / k.num_classes * (_total_weight(k, cw) * lse - sz)
     if k.z_loss:
         loss = loss + k.z_loss * lse**2
     return jnp.where(_labels_ok(k, labels), loss, jnp.nan)
@@ -225,15 +292,14 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
     lse = m + jnp.log(s)
     dtype = lse.dtype
     cw = _class_weights(class_weights, dtype)
-    w_y = _label_weight(cw, labels, dtype)
+    w_y = _label_weight(k, cw, labels, dtype)
     b = k.smoothing / k.num_classes
-    total = k.num_classes if cw is None else jnp.sum(cw)
-    coef = (1 - k.smoothing) * w_y + b * total + 2 * k.z_loss * lse
+    coef = (1 - k.smoothing) * w_y + b * _total_weight(k, cw) + 2 * k.z_loss * lse
     ok = _labels_ok(k, labels)
     if mask is not None:  # a masked token's label may be anything
         ok = ok | ~mask
     coef = jnp.where(ok, coef, jnp.nan)  # a NaN gradient for a bad label, in every mode
-    y = labels[:, None]
+    y = _local_labels(k, labels)[:, None]
     if dh is not None:
         dh = _sanitized(dh, mask).astype(dtype)
 
@@ -265,9 +331,10 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
 
     out, _ = jax.lax.scan(
         jax.checkpoint(body),
-        jnp.zeros(hidden.shape[:1], dtype),
+        _varying(jnp.zeros(hidden.shape[:1], dtype), h, weight, bias, labels, cw, dh, dw, db, dcw),
         jnp.arange(_num_blocks(k), dtype=jnp.int32),
     )
+    out = _psum(k, out)  # the shards' partial sums over their classes
     return _numerics.mask_rows(jnp.where(ok, out, jnp.nan), mask)
 
 
@@ -320,33 +387,35 @@ def _linear_ce_and_lse_jvp(k, primals, tangents):
 def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     """One chunk of tokens: per-token losses and the scaled gradient pieces."""
     dtype = _numerics.compute_dtype(h)
-    z, dcap = _logits(k, h, weight, bias)  # [T, C]
-    m = jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True))
-    lse = m + jnp.log(jnp.sum(jnp.exp(z - m), -1, keepdims=True))
-    safe = jnp.where(_labels_ok(k, labels), labels, 0)[:, None]
-    z_y = jnp.take_along_axis(z, safe, -1)
-    w_y = _label_weight(cw, labels, dtype)[:, None]
+    z, dcap = _logits(k, h, weight, bias)  # [T, C] (this shard's columns)
+    m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
+    lse = m + jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
+    y = _local_labels(k, labels)
+    inside = (y >= 0) & (y < k.shard_classes)
+    safe = jnp.where(inside, y, 0)[:, None]
+    z_y = _psum(k, jnp.where(inside[:, None], jnp.take_along_axis(z, safe, -1), 0))
+    w_y = _label_weight(k, cw, labels, dtype)[:, None]
     b = k.smoothing / k.num_classes
+    total_w = _total_weight(k, cw)
     loss = (1 - k.smoothing) * w_y * (lse - z_y)
     if k.smoothing:
         wz = z if cw is None else cw * z
-        total_w = k.num_classes if cw is None else jnp.sum(cw)
-        loss = loss + b * (total_w * lse - jnp.sum(wz, -1, keepdims=True))
+        loss = loss + b * (total_w * lse - _psum(k, jnp.sum(wz, -1, keepdims=True)))
     if k.z_loss:
         loss = loss + k.z_loss * lse**2
     ok = _labels_ok(k, labels)[:, None]
     if mask is not None:
         ok = ok | ~mask[:, None]
     loss = jnp.where(ok, loss, jnp.nan)
-    coef = (1 - k.smoothing) * w_y + b * (k.num_classes if cw is None else jnp.sum(cw))
+    coef = (1 - k.smoothing) * w_y + b * total_w
     coef = jnp.where(ok, coef + 2 * k.z_loss * lse, jnp.nan)
-    onehot = (jnp.arange(k.num_classes, dtype=jnp.int32) == safe).astype(dtype)
+    onehot = (jnp.arange(k.shard_classes, dtype=jnp.int32) == y[:, None]).astype(dtype)
     target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw is None else cw)
     a = scale.astype(dtype)[:, None]
     g = a * (coef * jnp.exp(z - lse) - target)
     if dcap is not None:
         g = g * dcap
-    d_hidden = jnp.matmul(g, weight.astype(dtype).T)
+    d_hidden = jnp.matmul(g, weight.astype(dtype).T)  # this shard's part (see _fold)
     d_weight = jnp.matmul(h.astype(dtype).T, g)
     d_bias = jnp.sum(g, 0)
     d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
@@ -384,9 +453,11 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
         jnp.zeros(weight.shape[1:], dtype),
         jnp.zeros(weight.shape[1:], dtype),
     )
+    zeros = _varying(zeros, h, weight, bias, labels, cw, scale)
     (d_weight, d_bias, d_cw), (loss, d_hidden, lse) = jax.lax.scan(body, zeros, xs)
     loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
-    return loss, d_hidden.reshape(-1, d)[:n], d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
+    d_hidden = _psum(k, d_hidden.reshape(-1, d)[:n])  # the one [N, D] all-reduce
+    return loss, d_hidden, d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -414,9 +485,12 @@ def _linear_total_and_lse_jvp(k, primals, tangents):
     loss, g_h, g_w, g_b, g_cw, lse = folded
     value = jnp.sum(loss * scale.astype(loss.dtype))
     out = jnp.zeros((), value.dtype)
-    for g, d in ((g_h, dh), (g_w, dw), (g_b, db), (g_cw, dcw)):
-        if d is not None:
-            out = out + jnp.sum(g * d.astype(g.dtype))
+    if dh is not None:  # dh is the whole gradient on every shard
+        out = out + jnp.sum(g_h * dh.astype(g_h.dtype))
+    pairs = ((g_w, dw), (g_b, db), (g_cw, dcw))
+    shard = [jnp.sum(g * d.astype(g.dtype)) for g, d in pairs if d is not None]
+    if shard:  # each shard's columns: summed over the shards
+        out = out + _psum(k, sum(shard))
     if dscale is not None:
         out = out + jnp.sum(loss * dscale.astype(loss.dtype))
     return value, out, lse
@@ -451,6 +525,7 @@ def linear_cross_entropy(
     reduction: str = "none",
     block_size: int | None = None,
     return_z_loss: bool = False,
+    axis_name: str | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Cross-entropy of a linear head, ``logits = hidden @ weight + bias``, without
     ever building the ``[tokens, classes]`` logits.
@@ -492,6 +567,14 @@ def linear_cross_entropy(
         and reduced like the loss (for logging, as Liger and T5X return it):
         ``(loss, z_term)``, ``loss`` including the term. It comes from the loss's own
         statistics (no second pass) and carries no gradient.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the vocabulary is
+        split in contiguous shards (vocabulary parallelism): ``weight`` is then this
+        device's ``[D, C / k]`` columns, ``bias`` and ``class_weights`` its ``[C / k]``
+        entries, ``labels`` global class indices, and ``hidden`` the same on every
+        device of the axis. Values and derivatives equal the unsharded call's. The
+        forward pass exchanges one max- and one sum-reduction of a few numbers per
+        token; reverse mode adds one all-reduce of ``dh`` (``[N, D]``); nothing of the
+        logits' size crosses devices.
 
     Returns:
       Per-token losses of shape ``hidden.shape[:-1]`` (float32 or float64), or a
@@ -520,9 +603,13 @@ def linear_cross_entropy(
             f"{fn}: weight has shape {tuple(weight.shape)} but hidden {tuple(hidden.shape)} "
             f"needs [D, C] with D = {hidden.shape[-1]} (for tied embeddings pass embedding.T)"
         )
-    num_classes = weight.shape[1]
+    num_classes = shard_classes = weight.shape[1]
     if num_classes == 0:
         raise ValueError(f"{fn}: weight of shape {tuple(weight.shape)} has no classes")
+    if axis_name is not None:  # the vocabulary is split over a shard_map axis
+        if not isinstance(axis_name, str):
+            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+        num_classes = shard_classes * jax.lax.axis_size(axis_name)
     _checks.check_integer(labels, "labels", fn, "")
     batch = tuple(hidden.shape[:-1])
     if tuple(labels.shape) != batch:
@@ -532,17 +619,19 @@ def linear_cross_entropy(
         )
     if bias is not None:
         bias = _checks.as_array(bias, "bias", fn)
-        if bias.shape != (num_classes,):
-            raise ValueError(f"{fn}: bias has shape {tuple(bias.shape)}; it needs ({num_classes},)")
+        if bias.shape != (shard_classes,):
+            raise ValueError(
+                f"{fn}: bias has shape {tuple(bias.shape)}; it needs ({shard_classes},)"
+            )
     if logit_softcap is not None:
         logit_softcap = _checks.check_positive(logit_softcap, "logit_softcap", fn)
     n = math.prod(batch)
     if block_size is None:
-        block = block_size_for(n, num_classes)
+        block = block_size_for(n, shard_classes)
     else:
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"{fn}: block_size must be a positive int, got {block_size!r}")
-        block = min(block_size, num_classes)
+        block = min(block_size, shard_classes)
     kernel = LinearCrossEntropy(
         fn=fn,
         num_classes=num_classes,
@@ -551,9 +640,11 @@ def linear_cross_entropy(
         z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
         softcap=logit_softcap,
-        token_block=token_block_for(n, num_classes),
+        token_block=token_block_for(n, shard_classes),
+        axis_name=axis_name,
+        shard_classes=shard_classes,
     )
-    class_weights = _checks.check_class_weights(class_weights, num_classes, fn)
+    class_weights = _checks.check_class_weights(class_weights, shard_classes, fn)
     where = _checks.check_where(where, batch, fn)
     sample_weight = _checks.check_sample_weight(sample_weight, batch, fn, "per-token")
     flat = (

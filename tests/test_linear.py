@@ -187,6 +187,8 @@ def test_errors_name_the_argument():
         LCE(h, w, y, block_size=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         LCE(h, w, y, label_smoothing=1.5)
+    with pytest.raises(TypeError, match="axis_name must be a mesh axis name"):
+        LCE(h, w, y, axis_name=3)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])

@@ -129,6 +129,64 @@ SCRIPT = textwrap.dedent(
                 report[key] = {"errs": errs, "sizes": sizes}
             except Exception as e:
                 report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    # linear_cross_entropy with axis_name: the head's weight split [D, C/k] over "model"
+    nl, d, cl = 16, 5, 88  # 22 or 11 classes per shard, blocks of 4 that do not divide them
+    h = rng.standard_normal((nl, d)).astype(np.float32)
+    wt = rng.standard_normal((d, cl)).astype(np.float32)
+    bias = rng.standard_normal(cl).astype(np.float32)
+    cwl = rng.uniform(0.5, 2, cl).astype(np.float32)
+    yl = rng.integers(0, cl, nl).astype(np.int32)
+    yl[3] = -100
+    kl = rng.random(nl) < 0.8
+    lopts = dict(label_smoothing=0.1, z_loss=1e-3, ignore_index=-100, logit_softcap=20.0,
+                 block_size=4)
+    for shape, names in (((2, 4), ("data", "model")), ((8,), ("model",))):
+        mesh = jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * len(shape))
+        data = "data" if "data" in names else None
+        reductions = ("none", "sum") if data else ("none", "sum", "mean")
+        for reduction in reductions:
+            def local(h, wt, b, cw, y, keep, reduction=reduction):
+                out = jaxloss.linear_cross_entropy(
+                    h, wt, y, bias=b, class_weights=cw, where=keep, axis_name="model",
+                    reduction=reduction, **lopts)
+                if reduction == "none" or data is None:
+                    return out
+                return jax.lax.psum(out, data)
+
+            row = P(data)
+            specs = (P(data, None), P(None, "model"), P("model"), P("model"), row, row)
+            f = jax.shard_map(local, mesh=mesh, in_specs=specs,
+                              out_specs=row if reduction == "none" else P())
+
+            def total(h, wt, b, cw):
+                return jnp.sum(f(h, wt, b, cw, yl, kl))
+
+            def ref(h, wt, b, cw):
+                return jnp.sum(jaxloss.linear_cross_entropy(
+                    h, wt, yl, bias=b, class_weights=cw, where=kl, reduction=reduction,
+                    **lopts))
+
+            key = f"linear{shape}/{reduction}"
+            try:
+                args = (h, wt, bias, cwl)
+                v, g = jax.jit(jax.value_and_grad(total, (0, 1, 2, 3)))(*args)
+                v0, g0 = jax.value_and_grad(ref, (0, 1, 2, 3))(*args)
+                errs = [abs(float(v - v0)) / abs(float(v0))]
+                errs += [float(np.max(np.abs(a - b))) for a, b in zip(g, g0)]
+                dx = rng.standard_normal(h.shape).astype(np.float32)
+                tan = jax.jvp(lambda h: total(h, *args[1:]), (h,), (dx,))[1]
+                tan0 = jax.jvp(lambda h: ref(h, *args[1:]), (h,), (dx,))[1]
+                errs.append(abs(float(tan - tan0)))
+                hvp = jax.jvp(jax.grad(lambda h: total(h, *args[1:])), (h,), (dx,))[1]
+                hvp0 = jax.jvp(jax.grad(lambda h: ref(h, *args[1:])), (h,), (dx,))[1]
+                errs.append(float(np.max(np.abs(hvp - hvp0))))
+                hlo = jax.jit(jax.grad(total, (0, 1, 2, 3))).lower(*args).compile().as_text()
+                local_n = nl // (2 if data else 1)
+                local_c = cl // 4 if data else cl // 8
+                report[key] = {"errs": errs, "sizes": collectives(hlo),
+                               "n": local_n, "d": d, "c": local_c}
+            except Exception as e:
+                report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
     print("REPORT" + json.dumps(report))
     """
 )
@@ -183,4 +241,21 @@ def test_class_sharded_meshes():
             ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
+    # linear_cross_entropy with axis_name inside shard_map: value, the gradients of hidden,
+    # weight, bias and class weights, jvp and a Hessian-vector product equal the unsharded
+    # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,
+    # the data-parallel sum of the weight, bias and class-weight gradients ([D + 2, C/k]),
+    # never a block of logits ([N, C/k]).
+    for key in ("linear(2, 4)/none", "linear(2, 4)/sum", "linear(8,)/none", "linear(8,)/sum",
+                "linear(8,)/mean"):
+        r = report[key]
+        if "error" in r:
+            failures.append(f"{key}: {r['error']}")
+            continue
+        rel_value, g_h, g_w, g_b, g_cw, jvp, hvp = r["errs"]
+        ok = rel_value < 1e-6 and max(g_h, g_w, g_b, g_cw) < 1e-5 and jvp < 1e-4 and hvp < 1e-4
+        n_, d_, c_ = r["n"], r["d"], r["c"]
+        bound = max(n_ * d_, (d_ + 2) * c_, 8 * n_)
+        if not (ok and r["sizes"] and max(r["sizes"]) <= bound < n_ * c_ + 1):
+            failures.append(f"{key}: {r}")
     assert not failures, "\n".join(failures)
