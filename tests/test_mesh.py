@@ -246,8 +246,13 @@ def test_class_sharded_meshes():
     # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,
     # the data-parallel sum of the weight, bias and class-weight gradients ([D + 2, C/k]),
     # never a block of logits ([N, C/k]).
-    for key in ("linear(2, 4)/none", "linear(2, 4)/sum", "linear(8,)/none", "linear(8,)/sum",
-                "linear(8,)/mean"):
+    for key in (
+        "linear(2, 4)/none",
+        "linear(2, 4)/sum",
+        "linear(8,)/none",
+        "linear(8,)/sum",
+        "linear(8,)/mean",
+    ):
         r = report[key]
         if "error" in r:
             failures.append(f"{key}: {r['error']}")
