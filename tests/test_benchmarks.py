@@ -39,3 +39,25 @@ def test_quick_linear_benchmark(tmp_path):
     (step,) = [r for r in report["steps"] if r["dtype"] == "float32"]
     assert step["value_error"] < 1e-3 and step["median_s"]["fused"] > 0
     assert (tmp_path / "linear-cpu-quick.md").read_text().startswith("###")
+
+
+def test_collectives_script_lists_only_per_token_numbers_and_dh():
+    """benchmarks/collectives.py (the input of docs/scaling.md), at a tiny shape on 4
+    forced CPU devices in a subprocess: the step's collectives are per-token numbers
+    and the one [N, D] all-reduce of dh."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    args = ["--tokens", "64", "--dim", "16", "--classes", "1000", "--devices", "4"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "collectives.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [ln for ln in done.stdout.splitlines() if "all-reduce" in ln]
+    assert any("f32[64,16]" in ln for ln in lines), done.stdout  # dh, once
+    assert all("250]" not in ln and "1000]" not in ln for ln in lines), done.stdout
