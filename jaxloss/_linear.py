@@ -574,7 +574,9 @@ def linear_cross_entropy(
         device of the axis. Values and derivatives equal the unsharded call's. The
         forward pass exchanges one max- and one sum-reduction of a few numbers per
         token; reverse mode adds one all-reduce of ``dh`` (``[N, D]``); nothing of the
-        logits' size crosses devices.
+        logits' size crosses devices. Under ``jax.set_mesh`` with an ``Explicit``
+        mesh, a ``weight`` whose columns are sharded over one mesh axis (type
+        ``P(None, "model")``) takes this path by itself, without ``axis_name``.
 
     Returns:
       Per-token losses of shape ``hidden.shape[:-1]`` (float32 or float64), or a
@@ -625,6 +627,25 @@ def linear_cross_entropy(
             )
     if logit_softcap is not None:
         logit_softcap = _checks.check_positive(logit_softcap, "logit_softcap", fn)
+    if axis_name is None and _softmax.class_axis_sharded(weight, 1):
+        # the weight's columns are split over an explicit mesh axis (jax.set_mesh): run
+        # the vocabulary-parallel path on each device's columns
+        return _explicitly_sharded(
+            hidden,
+            weight,
+            labels,
+            bias=bias,
+            where=where,
+            sample_weight=sample_weight,
+            ignore_index=ignore_index,
+            class_weights=class_weights,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            logit_softcap=logit_softcap,
+            reduction=_checks.check_reduction(reduction, fn),
+            block_size=block_size,
+            return_z_loss=return_z_loss,
+        )
     n = math.prod(batch)
     if block_size is None:
         block = block_size_for(n, shard_classes)
@@ -668,3 +689,94 @@ def linear_cross_entropy(
     if return_z_loss:
         return out[0].reshape(batch), out[1].reshape(batch)
     return out.reshape(batch)
+
+
+# --------------------------------------------------------------------------------------
+# Explicit sharding: a weight whose columns are split over a mesh axis under
+# ``jax.set_mesh`` (``AxisType.Explicit``) runs the shard_map path above.
+
+
+def _spec(x, ndim):
+    """``x``'s partition spec, one entry per dimension (None: replicated)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    entries = tuple(spec) if spec is not None else ()
+    return jax.sharding.PartitionSpec(*(entries + (None,) * (ndim - len(entries))))
+
+
+def _mesh_axes(entries):
+    """The mesh axis names in some spec entries (each None, a name or a tuple)."""
+    names = []
+    for e in entries:
+        if e is not None:
+            names += [e] if isinstance(e, str) else list(e)
+    return tuple(names)
+
+
+def _explicitly_sharded(hidden, weight, labels, *, reduction, return_z_loss, **options):
+    fn = "linear_cross_entropy"
+    P = jax.sharding.PartitionSpec
+    vocab = _spec(weight, 2)[1]
+    if not isinstance(vocab, str):
+        raise NotImplementedError(
+            f"{fn}: weight's classes are split over mesh axes {vocab!r}; one mesh axis "
+            "is supported (or call it inside shard_map with axis_name=)"
+        )
+    if _spec(weight, 2)[0] is not None or _spec(hidden, hidden.ndim)[-1] is not None:
+        raise NotImplementedError(f"{fn}: the feature axis D must not be sharded")
+    batch = tuple(hidden.shape[:-1])
+    batch_spec = tuple(_spec(hidden, hidden.ndim))[:-1]
+    batch_axes = _mesh_axes(batch_spec)
+    if vocab in batch_axes:
+        raise NotImplementedError(f"{fn}: tokens and classes split over the same axis {vocab!r}")
+    row = P(*batch_spec)
+    arrays = {"hidden": hidden, "weight": weight, "labels": labels}
+    specs = {"hidden": P(*batch_spec, None), "weight": P(None, vocab), "labels": row}
+    for name in ("bias", "class_weights"):
+        if options[name] is not None:
+            arrays[name], specs[name] = options.pop(name), P(vocab)
+        else:
+            options.pop(name)
+    for name in ("where", "sample_weight"):
+        if options[name] is not None:
+            arrays[name] = jnp.broadcast_to(jnp.asarray(options.pop(name)), batch)
+            specs[name] = row
+        else:
+            options.pop(name)
+
+    def local(arrays):
+        a = dict(arrays)
+        h, w, y = a.pop("hidden"), a.pop("weight"), a.pop("labels")
+        if reduction == "none":
+            return linear_cross_entropy(
+                h, w, y, axis_name=vocab, return_z_loss=return_z_loss, **a, **options
+            )
+        # a sum over this device's tokens, then over the token axes; the mean divides by
+        # the weights of every token (class weights, masks and sample weights)
+        s = a.pop("sample_weight", None)
+        if reduction == "mean":
+            k = LinearCrossEntropy(
+                fn=fn, num_classes=0, block=1, axis_name=vocab, shard_classes=w.shape[1]
+            )
+            keep = _reduction.example_mask(a.get("where"), y, options["ignore_index"])
+            cw = a.get("class_weights")
+            denom = jnp.ones(y.shape, jnp.float32)
+            if cw is not None:
+                dtype = _numerics.compute_dtype(w)
+                denom = _label_weight(k, _class_weights(cw, dtype), y, dtype)
+            if s is not None:
+                denom = denom * s
+            denom = _numerics.mask_rows(denom, keep)
+            total = jax.lax.psum(jnp.sum(denom), batch_axes) if batch_axes else jnp.sum(denom)
+            empty = total == 0
+            scale = 1 / jnp.where(empty, 1, total)
+            s = scale if s is None else s * scale
+            s = jnp.broadcast_to(s, y.shape)
+        out = linear_cross_entropy(
+            h, w, y, axis_name=vocab, reduction="sum", sample_weight=s,
+            return_z_loss=return_z_loss, **a, **options,
+        )  # fmt: skip
+        return jax.tree.map(lambda v: jax.lax.psum(v, batch_axes) if batch_axes else v, out)
+
+    out_spec = row if reduction == "none" else P()
+    out_specs = (out_spec, out_spec) if return_z_loss else out_spec
+    return jax.shard_map(local, in_specs=(specs,), out_specs=out_specs)(arrays)

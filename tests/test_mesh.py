@@ -187,6 +187,32 @@ SCRIPT = textwrap.dedent(
                                "n": local_n, "d": d, "c": local_c}
             except Exception as e:
                 report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    # linear_cross_entropy under jax.set_mesh with an Explicit 2 x 4 mesh: the weight's
+    # columns typed P(None, "model"), the tokens P("data"); no axis_name needed
+    swl = rng.uniform(0.5, 2, nl).astype(np.float32)
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Explicit,) * 2)
+    for reduction in ("none", "sum", "mean"):
+        def expl(h, wt, b, cw, y, keep, sw, reduction=reduction):
+            return jnp.sum(jaxloss.linear_cross_entropy(
+                h, wt, y, bias=b, class_weights=cw, where=keep, sample_weight=sw,
+                reduction=reduction, **lopts))
+
+        key = f"linear-explicit/{reduction}"
+        try:
+            host = (h, wt, bias, cwl, yl, kl, swl)
+            v0, g0 = jax.value_and_grad(expl, (0, 1, 2, 3))(*host)
+            with jax.set_mesh(mesh):
+                put = lambda a, *spec: jax.device_put(a, NamedSharding(mesh, P(*spec)))
+                args = (put(h, "data", None), put(wt, None, "model"), put(bias, "model"),
+                        put(cwl, "model"), put(yl, "data"), put(kl, "data"), put(swl, "data"))
+                v, g = jax.jit(jax.value_and_grad(expl, (0, 1, 2, 3)))(*args)
+                hlo = jax.jit(jax.grad(expl, (0, 1, 2, 3))).lower(*args).compile().as_text()
+            errs = [abs(float(v - v0)) / abs(float(v0))]
+            errs += [float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(g, g0)]
+            report[key] = {"errs": errs, "sizes": collectives(hlo), "n": nl // 2, "d": d,
+                           "c": cl // 4}
+        except Exception as e:
+            report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
     print("REPORT" + json.dumps(report))
     """
 )
@@ -260,7 +286,19 @@ def test_class_sharded_meshes():
         rel_value, g_h, g_w, g_b, g_cw, jvp, hvp = r["errs"]
         ok = rel_value < 1e-6 and max(g_h, g_w, g_b, g_cw) < 1e-5 and jvp < 1e-4 and hvp < 1e-4
         n_, d_, c_ = r["n"], r["d"], r["c"]
-        bound = max(n_ * d_, (d_ + 2) * c_, 8 * n_)
+        bound = max(n_ * d_, (d_ + 2) * c_ + 8, 8 * n_)  # + a few scalars XLA may combine
+        if not (ok and r["sizes"] and max(r["sizes"]) <= bound < n_ * c_ + 1):
+            failures.append(f"{key}: {r}")
+    # ... and the same under an Explicit mesh without axis_name (value and four gradients)
+    for key in ("linear-explicit/none", "linear-explicit/sum", "linear-explicit/mean"):
+        r = report[key]
+        if "error" in r:
+            failures.append(f"{key}: {r['error']}")
+            continue
+        rel_value, *grads = r["errs"]
+        n_, d_, c_ = r["n"], r["d"], r["c"]
+        bound = max(n_ * d_, (d_ + 2) * c_ + 8, 8 * n_)  # + a few scalars XLA may combine
+        ok = rel_value < 1e-6 and max(grads) < 1e-5
         if not (ok and r["sizes"] and max(r["sizes"]) <= bound < n_ * c_ + 1):
             failures.append(f"{key}: {r}")
     assert not failures, "\n".join(failures)
