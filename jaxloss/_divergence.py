@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _softmax
+from . import _checks, _numerics, _reduction, _softmax, _vocab_parallel
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
@@ -367,6 +367,7 @@ def kl_divergence(
     sample_weight: ArrayLike | None = None,
     reduction: str = "none",
     residuals: str = "auto",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Kullback-Leibler divergence ``KL(targets || softmax(logits))``.
 
@@ -399,6 +400,11 @@ def kl_divergence(
         (PyTorch's ``"batchmean"``, Keras's default).
       residuals: ``"auto"``, ``"lse"`` or ``"softmax"``: what reverse mode keeps (see
         :func:`categorical_cross_entropy`).
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (``logits`` and ``targets`` are the local shards):
+        the same values and derivatives as the unsharded call, from one ``pmax`` and
+        one ``psum`` of a few numbers per example (the targets' ``sum t log t`` adds
+        one more psum). ``residuals`` does not apply.
 
     Returns:
       Per-example divergences (the logits' shape without the class axis) or a scalar.
@@ -415,6 +421,12 @@ def kl_divergence(
     fn = "kl_divergence"
     residuals = _checks.check_residuals(residuals, fn)
     logits = _checks.as_array(logits, "logits", fn)
+    if axis_name is not None:  # the classes are split over a shard_map axis
+        if not isinstance(axis_name, str):
+            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+        args = (logits, targets, "targets", axis, where, reduction)
+        options = dict(axis_name=axis_name, sparse=False)
+        return _run(fn, _vocab_parallel.VocabParallelKL, *args, sample_weight, **options)
     return _run(
         fn,
         KL,

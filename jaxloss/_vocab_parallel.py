@@ -208,3 +208,42 @@ def _vp_ce_jvp(k, primals, tangents):
 
 
 _vp_ce.defjvp(_vp_ce_jvp, symbolic_zeros=True)
+
+
+# --------------------------------------------------------------------------------------
+# Forward KL on split classes: KL(t || p) = sum_c t_c log t_c + CE(x, t). The
+# cross-entropy part is the kernel above (its rule gives d/dx = S p - t and
+# d/dt_c = -log p_c); the targets' part is local to each shard, summed with one psum.
+
+
+@jax.custom_jvp
+def _xlogx(t):
+    """``t log t`` with ``0 log 0 = 0`` and derivative ``log t + 1`` (``log 0`` read as
+    the log of the smallest normal float), as the unsharded KL's rule has it."""
+    return t * jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny))
+
+
+@_xlogx.defjvp
+def _xlogx_jvp(primals, tangents):
+    (t,), (dt,) = primals, tangents
+    return _xlogx(t), (jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny)) + 1) * dt
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabParallelKL(VocabParallelCrossEntropy):
+    """Arrays: logits and target probabilities, both the local shard of the classes."""
+
+    def check(self, arrays, mask):
+        _checks.check_in_unit_interval(self.fn, "target", arrays[1], None)
+
+    def values(self, arrays, mask):
+        logits, targets = arrays
+        ce = _vp_ce(self, logits, targets, None, mask)
+        t = _numerics.mask_rows(targets.astype(ce.dtype), _numerics.expand(mask, self.axis))
+        # a class with a -inf logit gets no target gradient (as in the unsharded rule)
+        t = jnp.where(logits > -jnp.inf, t, jax.lax.stop_gradient(t))
+        neg_entropy = jax.lax.psum(jnp.sum(_xlogx(t), self.axis), self.axis_name)
+        return ce + _numerics.mask_rows(neg_entropy, mask)
+
+    def weights(self, arrays, mask, dtype):
+        return _reduction.count_weights(mask, dtype)

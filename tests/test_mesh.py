@@ -129,6 +129,42 @@ SCRIPT = textwrap.dedent(
                 report[key] = {"errs": errs, "sizes": sizes}
             except Exception as e:
                 report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    # kl_divergence with axis_name (distillation on a split vocabulary), 2 x 4 mesh, with a
+    # -inf logit whose class has no target mass, where and sample weights
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+    xk = x.copy()
+    xk[2, 5] = -np.inf
+    tk = t.copy()
+    tk[2] = 0.0
+    tk[2, 0] = 1.0
+    swk = rng.uniform(0.5, 2, n).astype(np.float32)
+
+    def kl_local(x, t, keep, sw):
+        out = jaxloss.kl_divergence(x, t, where=keep, sample_weight=sw, axis_name="model",
+                                    reduction="sum")
+        return jax.lax.psum(out, "data")
+
+    kl_sharded = jax.shard_map(
+        kl_local, mesh=mesh, in_specs=(P("data", "model"), P("data", "model"), P("data"),
+                                       P("data")), out_specs=P())
+    try:
+        v, g = jax.jit(jax.value_and_grad(kl_sharded, (0, 1)))(xk, tk, keep, swk)
+        v0, g0 = jax.value_and_grad(
+            lambda x, t: jaxloss.kl_divergence(x, t, where=keep, sample_weight=swk,
+                                               reduction="sum"), (0, 1))(xk, tk)
+        errs = [abs(float(v - v0)) / abs(float(v0))]
+        errs += [float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(g, g0)]
+        dx = rng.standard_normal(x.shape).astype(np.float32)
+        dx[2, 5] = 0.0
+        tan = jax.jvp(lambda x: kl_sharded(x, tk, keep, swk), (xk,), (dx,))[1]
+        tan0 = jax.jvp(lambda x: jaxloss.kl_divergence(x, tk, where=keep, sample_weight=swk,
+                                                       reduction="sum"), (xk,), (dx,))[1]
+        errs.append(abs(float(tan - tan0)))
+        hlo = jax.jit(jax.grad(kl_sharded, (0, 1))).lower(xk, tk, keep, swk).compile().as_text()
+        report["kl_axis_name"] = {"errs": errs, "sizes": collectives(hlo)}
+    except Exception as e:
+        report["kl_axis_name"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+
     # linear_cross_entropy with axis_name: the head's weight split [D, C/k] over "model"
     nl, d, cl = 16, 5, 88  # 22 or 11 classes per shard, blocks of 4 that do not divide them
     h = rng.standard_normal((nl, d)).astype(np.float32)
@@ -267,6 +303,13 @@ def test_class_sharded_meshes():
             ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
+    # kl_divergence with axis_name: value, logits and target gradients (relative), a jvp,
+    # O(examples) collectives
+    r = report["kl_axis_name"]
+    if "error" in r:
+        failures.append(f"kl_axis_name: {r['error']}")
+    elif not (max(r["errs"]) < 1e-5 and r["sizes"] and max(r["sizes"]) <= 8 * n):
+        failures.append(f"kl_axis_name: {r}")
     # linear_cross_entropy with axis_name inside shard_map: value, the gradients of hidden,
     # weight, bias and class weights, jvp and a Hessian-vector product equal the unsharded
     # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,

@@ -155,7 +155,9 @@ def test_issue_3_signatures():
         "reduction": (kw, "none"),
     }
     for name in ("kl_divergence", "reverse_kl_divergence", "js_divergence"):
-        extra = {"residuals": (kw, "auto")} if name == "kl_divergence" else {}
+        extra = (
+            {"residuals": (kw, "auto"), "axis_name": (kw, None)} if name == "kl_divergence" else {}
+        )
         assert _params(getattr(jaxloss, name)) == {
             "logits": (pos, empty),
             "targets": (pos, empty),
