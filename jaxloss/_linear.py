@@ -777,6 +777,9 @@ def _explicitly_sharded(hidden, weight, labels, *, reduction, return_z_loss, **o
         )  # fmt: skip
         return jax.tree.map(lambda v: jax.lax.psum(v, batch_axes) if batch_axes else v, out)
 
+    # arrays given without a sharding (labels or a mask from NumPy, say) are laid out
+    # like the tokens or the classes they go with
+    arrays = {name: jax.reshard(a, specs[name]) for name, a in arrays.items()}
     out_spec = row if reduction == "none" else P()
     out_specs = (out_spec, out_spec) if return_z_loss else out_spec
     return jax.shard_map(local, in_specs=(specs,), out_specs=out_specs)(arrays)

@@ -245,6 +245,14 @@ SCRIPT = textwrap.dedent(
                 hlo = jax.jit(jax.grad(expl, (0, 1, 2, 3))).lower(*args).compile().as_text()
             errs = [abs(float(v - v0)) / abs(float(v0))]
             errs += [float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(g, g0)]
+            if reduction == "mean":  # NumPy labels and mask, replicated hidden, z-term
+                want = jaxloss.linear_cross_entropy(h, wt, yl, where=kl, reduction="mean",
+                                                    return_z_loss=True, **lopts)
+                with jax.set_mesh(mesh):
+                    got = jax.jit(lambda h, w: jaxloss.linear_cross_entropy(
+                        h, w, yl, where=kl, reduction="mean", return_z_loss=True,
+                        **lopts))(h, args[1])
+                errs.append(max(abs(float(a) - float(b)) for a, b in zip(got, want)))
             report[key] = {"errs": errs, "sizes": collectives(hlo), "n": nl // 2, "d": d,
                            "c": cl // 4}
         except Exception as e:
