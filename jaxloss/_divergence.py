@@ -617,6 +617,7 @@ def entropy(
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Entropy of ``softmax(logits)`` in nats.
 
@@ -633,6 +634,10 @@ def entropy(
       sample_weight: float weight per example, ``>= 0``: multiplies its value and its
         weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (``logits`` is the local shard): the same values
+        and derivatives as the unsharded call, from a few numbers per example
+        exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example entropies or a scalar.
@@ -644,4 +649,11 @@ def entropy(
       [0.6931 0.    ]
     """
     args = (logits, None, "", axis, where, reduction)
+    if axis_name is not None:  # the classes are split over a shard_map axis
+        if not isinstance(axis_name, str):
+            raise TypeError(f"entropy: axis_name must be a mesh axis name (str), got {axis_name!r}")
+        options = dict(axis_name=axis_name, sparse=False)
+        return _run(
+            "entropy", _vocab_parallel.VocabParallelEntropy, *args, sample_weight, **options
+        )
     return _run("entropy", Entropy, *args, sample_weight=sample_weight)

@@ -247,3 +247,31 @@ class VocabParallelKL(VocabParallelCrossEntropy):
 
     def weights(self, arrays, mask, dtype):
         return _reduction.count_weights(mask, dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Entropy on split classes: H(p) = CE(x, p) with p = softmax(x) itself as the targets.
+# The cross-entropy's rule gives d/dx = S p - t = 0 at t = p and d/dt_c = -log p_c (0 at a
+# -inf logit); through p, d/dx_j = -p_j (log p_j + H), the entropy's gradient. Nothing
+# forms p_c x_c, so a -inf logit adds exactly 0.
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabParallelEntropy(VocabParallelCrossEntropy):
+    """Arrays: the logits, the local shard of the classes."""
+
+    def check(self, arrays, mask):
+        pass
+
+    def values(self, arrays, mask):
+        (logits,) = arrays
+        _, mask_c, x, _, _ = _local(self, logits, None, mask)
+        m = jax.lax.stop_gradient(jnp.max(x, self.axis, keepdims=True))
+        m = jax.lax.pmax(m, self.axis_name)
+        m = jnp.where(jnp.isfinite(m), m, 0)
+        e = jax.lax.psum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
+        p = _numerics.mask_rows(jnp.exp(x - m) / e, mask_c)
+        return _vp_ce(self, logits, p, None, mask)
+
+    def weights(self, arrays, mask, dtype):
+        return _reduction.count_weights(mask, dtype)

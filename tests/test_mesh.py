@@ -165,6 +165,38 @@ SCRIPT = textwrap.dedent(
     except Exception as e:
         report["kl_axis_name"] = {"error": f"{type(e).__name__}: {e}"[:600]}
 
+    # entropy with axis_name: a -inf logit, a masked row of NaN, a Hessian-vector product
+    xe = xk.copy()
+    xe[4] = np.nan
+    keep_e = keep.copy()
+    keep_e[4] = False
+
+    def ent_local(x, keep, sw):
+        out = jaxloss.entropy(x, where=keep, sample_weight=sw, axis_name="model",
+                              reduction="sum")
+        return jax.lax.psum(out, "data")
+
+    ent_sharded = jax.shard_map(ent_local, mesh=mesh,
+                                in_specs=(P("data", "model"), P("data"), P("data")),
+                                out_specs=P())
+    try:
+        def ent_ref(x):
+            return jaxloss.entropy(x, where=keep_e, sample_weight=swk, reduction="sum")
+
+        ent = lambda x: ent_sharded(x, keep_e, swk)
+        v, g = jax.jit(jax.value_and_grad(ent))(xe)
+        v0, g0 = jax.value_and_grad(ent_ref)(xe)
+        dx = rng.standard_normal(x.shape).astype(np.float32)
+        dx[2, 5] = 0.0
+        hvp = jax.jvp(jax.grad(ent), (xe,), (dx,))[1]
+        hvp0 = jax.jvp(jax.grad(ent_ref), (xe,), (dx,))[1]
+        errs = [abs(float(v - v0)) / abs(float(v0)), float(np.max(np.abs(g - g0))),
+                float(np.max(np.abs(hvp - hvp0)))]
+        hlo = jax.jit(jax.grad(ent)).lower(xe).compile().as_text()
+        report["entropy_axis_name"] = {"errs": errs, "sizes": collectives(hlo)}
+    except Exception as e:
+        report["entropy_axis_name"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+
     # linear_cross_entropy with axis_name: the head's weight split [D, C/k] over "model"
     nl, d, cl = 16, 5, 88  # 22 or 11 classes per shard, blocks of 4 that do not divide them
     h = rng.standard_normal((nl, d)).astype(np.float32)
@@ -311,13 +343,14 @@ def test_class_sharded_meshes():
             ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
-    # kl_divergence with axis_name: value, logits and target gradients (relative), a jvp,
-    # O(examples) collectives
-    r = report["kl_axis_name"]
-    if "error" in r:
-        failures.append(f"kl_axis_name: {r['error']}")
-    elif not (max(r["errs"]) < 1e-5 and r["sizes"] and max(r["sizes"]) <= 8 * n):
-        failures.append(f"kl_axis_name: {r}")
+    # kl_divergence and entropy with axis_name: value, gradients, a jvp or a
+    # Hessian-vector product, O(examples) collectives
+    for key in ("kl_axis_name", "entropy_axis_name"):
+        r = report[key]
+        if "error" in r:
+            failures.append(f"{key}: {r['error']}")
+        elif not (max(r["errs"]) < 1e-5 and r["sizes"] and max(r["sizes"]) <= 8 * n):
+            failures.append(f"{key}: {r}")
     # linear_cross_entropy with axis_name inside shard_map: value, the gradients of hidden,
     # weight, bias and class weights, jvp and a Hessian-vector product equal the unsharded
     # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,

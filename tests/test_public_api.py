@@ -182,6 +182,7 @@ def test_issue_3_signatures():
         "where": (kw, None),
         "sample_weight": (kw, None),
         "reduction": (kw, "none"),
+        "axis_name": (kw, None),
     }
     assert list(inspect.signature(jaxloss.sigmoid_binary_cross_entropy).parameters) == [
         "logits",
