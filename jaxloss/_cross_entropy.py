@@ -257,21 +257,8 @@ def _categorical(fn, logits, targets, axis, **options):
 
 def _sparse(fn, logits, labels, axis, **options):
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
-    labels = _checks.as_array(labels, "labels", fn)
-    _checks.check_integer(
-        labels,
-        "labels",
-        fn,
-        " (integer class indices; for probability targets use categorical_cross_entropy)",
-    )
-    per_example = _softmax.batch_shape(tuple(logits.shape), axes)
-    if labels.shape != per_example:
-        raise ValueError(
-            f"{fn}: labels has shape {tuple(labels.shape)} but logits "
-            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {per_example}"
-        )
-    if labels.dtype.itemsize < 4:  # an int8 iota would overflow past 127 classes
-        labels = labels.astype(jnp.int32)
+    hint = " (integer class indices; for probability targets use categorical_cross_entropy)"
+    labels = _softmax.prepare_labels(labels, logits, axes, axis, fn, hint=hint)
     return _run(fn, logits, labels, axes, sparse=True, **options)
 
 

@@ -485,16 +485,8 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
-    labels = _checks.as_array(labels, "labels", fn)
-    _checks.check_integer(labels, "labels", fn)
+    labels = _softmax.prepare_labels(labels, logits, axes, axis, fn)
     per_example = _softmax.batch_shape(tuple(logits.shape), axes)
-    if labels.shape != per_example:
-        raise ValueError(
-            f"{fn}: labels has shape {tuple(labels.shape)} but logits "
-            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {per_example}"
-        )
-    if labels.dtype.itemsize < 4:
-        labels = labels.astype(jnp.int32)
     logits, ax = _softmax.merge_class_axes(logits, axes)
     scale = 1.0
     if alpha is not None and jnp.ndim(alpha) == 0:

@@ -313,16 +313,8 @@ def nll_loss(
     """
     fn = "nll_loss"
     log_probs, axes = _softmax.prepare_logits(log_probs, axis, fn, "log_probs")
-    labels = _checks.as_array(labels, "labels", fn)
-    _checks.check_integer(labels, "labels", fn)
+    labels = _softmax.prepare_labels(labels, log_probs, axes, axis, fn, name="log_probs")
     per_example = _softmax.batch_shape(tuple(log_probs.shape), axes)
-    if labels.shape != per_example:
-        raise ValueError(
-            f"{fn}: labels has shape {tuple(labels.shape)} but log_probs "
-            f"{tuple(log_probs.shape)} with axis={axis!r} need labels of shape {per_example}"
-        )
-    if labels.dtype.itemsize < 4:
-        labels = labels.astype(jnp.int32)
     log_probs, ax = _softmax.merge_class_axes(log_probs, axes)
     class_weights = _checks.check_class_weights(class_weights, log_probs.shape[ax], fn)
     kernel = NLL(fn=fn, axis=ax, ignore_index=_checks.check_ignore_index(ignore_index, fn))

@@ -37,6 +37,21 @@ def prepare_logits(logits, axis: Axis, fn: str, name: str = "logits"):
     return logits, axes
 
 
+def prepare_labels(labels, logits, axes, axis, fn, name="logits", hint=""):
+    """Integer labels of the per-example shape (``logits`` without the class axes),
+    widened to int32 (an int8 iota would overflow past 127 classes), or an error
+    naming both shapes."""
+    labels = _checks.as_array(labels, "labels", fn)
+    _checks.check_integer(labels, "labels", fn, hint)
+    per_example = batch_shape(tuple(logits.shape), axes)
+    if labels.shape != per_example:
+        raise ValueError(
+            f"{fn}: labels has shape {tuple(labels.shape)} but {name} "
+            f"{tuple(logits.shape)} with axis={axis!r} need labels of shape {per_example}"
+        )
+    return labels.astype(jnp.int32) if labels.dtype.itemsize < 4 else labels
+
+
 def batch_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     """The per-example shape: ``shape`` without the class axes."""
     return tuple(s for a, s in enumerate(shape) if a not in axes)
