@@ -205,6 +205,22 @@ def check_residuals(residuals: Any, fn: str) -> str:
     return residuals
 
 
+def check_axis_name(axis_name: Any, fn: str) -> str | None:
+    """A mesh axis name bound by the enclosing ``shard_map`` (or None)."""
+    if axis_name is None:
+        return None
+    if not isinstance(axis_name, str):
+        raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+    try:
+        jax.lax.axis_size(axis_name)
+    except NameError:
+        raise ValueError(
+            f"{fn}: axis_name={axis_name!r} is not an axis of the enclosing shard_map "
+            "(axis_name= is for calls inside jax.shard_map, on the local shard of the classes)"
+        ) from None
+    return axis_name
+
+
 def check_ignore_index(ignore_index: Any, fn: str) -> int | None:
     if ignore_index is None:
         return None

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _softmax, _vocab_parallel
+from . import _checks, _numerics, _reduction, _softmax
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
@@ -53,8 +53,21 @@ def _dtangent(d, mask, axis, dtype):
     return _numerics.mask_rows(d.astype(dtype), _numerics.expand(mask, axis))
 
 
+def _sum(k, x):
+    """The sum over the classes (kept dims), over every shard with ``k.axis_name``."""
+    return _softmax.row_sum(x, k.axis, k.axis_name)
+
+
+def _rows_ok(k, targets):
+    """Whether every target of the row is in [0, 1] (class axis kept), on every shard."""
+    ok = _numerics.unit_rows(targets, k.axis)
+    if k.axis_name is not None:
+        ok = jax.lax.psum(jnp.where(ok, 0, 1), k.axis_name) == 0
+    return ok
+
+
 def _stats(k, logits, targets, mask):
-    return _softmax.row_stats(k.axis, logits, mask)
+    return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +76,7 @@ class _Divergence(_reduction.Kernel):
     every unmasked example weighs 1, targets are probabilities."""
 
     axis: int
+    axis_name: str | None = None  # the classes are split over this shard_map axis
     other_is_logits: ClassVar[bool] = False  # the second array holds probabilities
 
     def check(self, arrays, mask):
@@ -81,12 +95,12 @@ class _Divergence(_reduction.Kernel):
 
 def _kl_value(k, logits, targets, mask):
     dtype = _numerics.compute_dtype(logits)
-    stats = _softmax.forward_row_stats(k.axis, logits, None)
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
     t = targets.astype(dtype)
     h = _softmax.half_nll(logits.astype(dtype), stats)
     terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h)
-    ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
-    kl = _numerics.nan_where_not(ok, jnp.sum(terms, k.axis, keepdims=True))
+    ok = _rows_ok(k, targets)  # NaN for a target outside [0, 1]
+    kl = _numerics.nan_where_not(ok, _sum(k, terms))
     return _finish(kl, mask, k.axis)
 
 
@@ -94,18 +108,18 @@ def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
     dtype = _numerics.compute_dtype(logits)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
     t = _numerics.mask_rows(targets.astype(dtype), _numerics.expand(mask, k.axis))
-    ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
+    ok = _rows_ok(k, targets)  # NaN for a target outside [0, 1]
     if mask is not None:
         ok = ok | ~_numerics.expand(mask, k.axis)
     out = 0
     if d_logits is not None:
-        coef = _numerics.nan_where_not(ok, jnp.sum(t, k.axis, keepdims=True))
+        coef = _numerics.nan_where_not(ok, _sum(k, t))
         g = coef * _softmax.softmax(x, stats, None if k.remat else logits.dtype) - t
-        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:  # log t + 1 - log p, 0 for a class with a -inf logit
         g = _numerics.safe_log(t) + 1 + 2 * _softmax.half_nll(x, stats)
         g = _numerics.nan_where_not(ok, jnp.where(x > -jnp.inf, g, 0))
-        out = out + jnp.sum(g * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
@@ -147,10 +161,10 @@ def _reverse_kl_terms(p, log_p, zero, t):
 
 
 def _reverse_kl_value(k, logits, targets, mask):
-    stats = _softmax.row_stats(k.axis, logits, mask)
+    stats = _softmax.row_stats(k.axis, logits, mask, k.axis_name)
     p, log_p, zero, t = _reverse_kl_parts(k, logits, targets, mask, stats)
     terms = _reverse_kl_terms(p, log_p, zero, t)
-    return _finish(jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+    return _finish(_sum(k, terms), mask, k.axis)
 
 
 def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targets, _dm):
@@ -160,10 +174,10 @@ def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targ
     out = 0
     if d_logits is not None:
         g = jnp.where(zero, 0, p * (log_p - jnp.log(t) - kl))
-        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:
         g = jnp.where(zero, 0, -p / t)
-        out = out + jnp.sum(g * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
@@ -189,14 +203,14 @@ def _half_scaled(k, logits):
     """``(logits - row max) / (2T)`` in the compute dtype (masked rows: garbage):
     halved, so that a row spanning the whole float range does not overflow."""
     dtype = _numerics.compute_dtype(logits)
-    m = _softmax.row_max(logits, k.axis, dtype)
+    m = _softmax.row_max(logits, k.axis, dtype, k.axis_name)
     return (logits.astype(dtype) / 2 - m / 2) / k.temperature
 
 
 def _kl_logits_stats(k, logits, target_logits, mask):
     return (
-        _softmax.row_stats(k.axis, 2 * _half_scaled(k, logits), mask),
-        _softmax.row_stats(k.axis, 2 * _half_scaled(k, target_logits), mask),
+        _softmax.row_stats(k.axis, 2 * _half_scaled(k, logits), mask, k.axis_name),
+        _softmax.row_stats(k.axis, 2 * _half_scaled(k, target_logits), mask, k.axis_name),
     )
 
 
@@ -216,7 +230,7 @@ def _kl_logits_value(k, logits, target_logits, mask):
     stats = _kl_logits_stats(k, logits, target_logits, mask)
     _, q, q_zero, half_ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
     terms = jnp.where(q_zero, 0, q * half_ratio)  # a class the teacher rules out adds 0
-    return _finish(2 * jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+    return _finish(2 * _sum(k, terms), mask, k.axis)
 
 
 def _kl_logits_tangent(k, logits, target_logits, mask, value, stats, dx, dy, _dm):
@@ -225,11 +239,11 @@ def _kl_logits_tangent(k, logits, target_logits, mask, value, stats, dx, dy, _dm
     out = 0
     if dx is not None:
         g = (p - q) / k.temperature
-        out = out + jnp.sum(g * _dtangent(dx, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(dx, mask, k.axis, dtype))
     if dy is not None:
         half_kl = jnp.expand_dims(value, k.axis) / 2
         g = jnp.where(q_zero, 0, q * (2 * (half_ratio - half_kl))) / k.temperature
-        out = out + jnp.sum(g * _dtangent(dy, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, g * _dtangent(dy, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats[0].sum_exp.shape), mask, k.axis)
 
 
@@ -263,10 +277,10 @@ def _js_parts(k, logits, targets, mask, stats):
 
 
 def _js_value(k, logits, targets, mask):
-    stats = _softmax.row_stats(k.axis, logits, mask)
+    stats = _softmax.row_stats(k.axis, logits, mask, k.axis_name)
     p, t, log_p, log_t, log_r = _js_parts(k, logits, targets, mask, stats)
     terms = p * (log_p - log_r) + t * (log_t - log_r)
-    return _finish(jnp.sum(terms, k.axis, keepdims=True) / 2, mask, k.axis)
+    return _finish(_sum(k, terms) / 2, mask, k.axis)
 
 
 def _js_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _dm):
@@ -275,11 +289,11 @@ def _js_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
     out = 0
     if d_logits is not None:
         g = (log_p - log_r) / 2
-        g = p * (g - jnp.sum(p * g, k.axis, keepdims=True))
-        out = out + jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+        g = p * (g - _sum(k, p * g))
+        out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:
         h = (log_t - log_r) / 2
-        out = out + jnp.sum(h * _dtangent(d_targets, mask, k.axis, dtype), k.axis, keepdims=True)
+        out = out + _sum(k, h * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
@@ -299,11 +313,11 @@ class JS(_Divergence):
 
 
 def _entropy_value(k, logits, mask):
-    stats = _softmax.row_stats(k.axis, logits, mask)
+    stats = _softmax.row_stats(k.axis, logits, mask, k.axis_name)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
     log_p, zero = _log_softmax(x, stats)
     terms = jnp.where(zero, 0, _softmax.softmax(x, stats) * log_p)
-    return _finish(0 - jnp.sum(terms, k.axis, keepdims=True), mask, k.axis)
+    return _finish(0 - _sum(k, terms), mask, k.axis)
 
 
 def _entropy_tangent(k, logits, mask, value, stats, d_logits, _dm):
@@ -312,14 +326,14 @@ def _entropy_tangent(k, logits, mask, value, stats, d_logits, _dm):
     log_p, zero = _log_softmax(x, stats)
     h = jnp.expand_dims(value, k.axis)
     g = jnp.where(zero, 0, -_softmax.softmax(x, stats) * (log_p + h))
-    out = jnp.sum(g * _dtangent(d_logits, mask, k.axis, dtype), k.axis, keepdims=True)
+    out = _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     return _finish(out, mask, k.axis)
 
 
 _entropy = _numerics.custom_rule(
     _entropy_value,
     _entropy_tangent,
-    lambda k, logits, mask: _softmax.row_stats(k.axis, logits, mask),
+    lambda k, logits, mask: _softmax.row_stats(k.axis, logits, mask, k.axis_name),
 )
 
 
@@ -337,6 +351,7 @@ def _run(
     fn, kernel_cls, logits, other, other_name, axis, where, reduction, sample_weight, **options
 ):
     """Checks the arguments, merges the class axes and runs the kernel."""
+    options["axis_name"] = _checks.check_axis_name(options.get("axis_name"), fn)
     logits, axes = _softmax.prepare_logits(logits, axis, fn)
     arrays = ()
     if other is not None:
@@ -402,9 +417,8 @@ def kl_divergence(
         :func:`categorical_cross_entropy`).
       axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
         split in contiguous shards (``logits`` and ``targets`` are the local shards):
-        the same values and derivatives as the unsharded call, from one ``pmax`` and
-        one ``psum`` of a few numbers per example (the targets' ``sum t log t`` adds
-        one more psum). ``residuals`` does not apply.
+        the same values and derivatives as the unsharded call, from a few numbers per
+        example exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example divergences (the logits' shape without the class axis) or a scalar.
@@ -421,12 +435,6 @@ def kl_divergence(
     fn = "kl_divergence"
     residuals = _checks.check_residuals(residuals, fn)
     logits = _checks.as_array(logits, "logits", fn)
-    if axis_name is not None:  # the classes are split over a shard_map axis
-        if not isinstance(axis_name, str):
-            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
-        args = (logits, targets, "targets", axis, where, reduction)
-        options = dict(axis_name=axis_name, sparse=False)
-        return _run(fn, _vocab_parallel.VocabParallelKL, *args, sample_weight, **options)
     return _run(
         fn,
         KL,
@@ -437,6 +445,7 @@ def kl_divergence(
         where,
         reduction,
         sample_weight=sample_weight,
+        axis_name=axis_name,
         remat=not _softmax.keep_softmax(residuals, logits),
     )
 
@@ -449,6 +458,7 @@ def reverse_kl_divergence(
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Reverse Kullback-Leibler divergence ``KL(softmax(logits) || targets)``.
 
@@ -472,6 +482,10 @@ def reverse_kl_divergence(
       sample_weight: float weight per example, ``>= 0``: multiplies its value and its
         weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (the arrays are the local shards): the same values
+        and derivatives as the unsharded call, from a few numbers per example
+        exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example divergences or a scalar.
@@ -495,6 +509,7 @@ def reverse_kl_divergence(
         where,
         reduction,
         sample_weight=sample_weight,
+        axis_name=axis_name,
     )
 
 
@@ -507,6 +522,7 @@ def kl_divergence_with_logits(
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""``KL(softmax(target_logits / T) || softmax(logits / T))``, for distillation.
 
@@ -532,6 +548,10 @@ def kl_divergence_with_logits(
       sample_weight: float weight per example, ``>= 0``: multiplies its value and its
         weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (the arrays are the local shards): the same values
+        and derivatives as the unsharded call, from a few numbers per example
+        exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example divergences or a scalar.
@@ -563,6 +583,7 @@ def kl_divergence_with_logits(
         reduction,
         sample_weight=sample_weight,
         temperature=temperature,
+        axis_name=axis_name,
     )
 
 
@@ -574,6 +595,7 @@ def js_divergence(
     where: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Jensen-Shannon divergence between ``softmax(logits)`` and ``targets``.
 
@@ -594,6 +616,10 @@ def js_divergence(
       sample_weight: float weight per example, ``>= 0``: multiplies its value and its
         weight in ``"mean"``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"`` over unmasked examples.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (the arrays are the local shards): the same values
+        and derivatives as the unsharded call, from a few numbers per example
+        exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example divergences or a scalar.
@@ -607,7 +633,7 @@ def js_divergence(
       [0.6931 0.    ]
     """
     args = (logits, targets, "targets", axis, where, reduction)
-    return _run("js_divergence", JS, *args, sample_weight=sample_weight)
+    return _run("js_divergence", JS, *args, sample_weight=sample_weight, axis_name=axis_name)
 
 
 def entropy(
@@ -649,11 +675,4 @@ def entropy(
       [0.6931 0.    ]
     """
     args = (logits, None, "", axis, where, reduction)
-    if axis_name is not None:  # the classes are split over a shard_map axis
-        if not isinstance(axis_name, str):
-            raise TypeError(f"entropy: axis_name must be a mesh axis name (str), got {axis_name!r}")
-        options = dict(axis_name=axis_name, sparse=False)
-        return _run(
-            "entropy", _vocab_parallel.VocabParallelEntropy, *args, sample_weight, **options
-        )
-    return _run("entropy", Entropy, *args, sample_weight=sample_weight)
+    return _run("entropy", Entropy, *args, sample_weight=sample_weight, axis_name=axis_name)

@@ -116,17 +116,36 @@ class SigmoidFocal(_reduction.Kernel):
 # d loss/dx_j = F (p_j - [j = y]),   d loss/da_c = [c = y] (-(1 - p)**g log p).
 
 
+def _label_terms(k, x, labels, alpha):
+    """``x_y`` and ``alpha_y`` per example (class axis kept; ``alpha_y`` 1 without
+    alpha). With ``k.axis_name``, read on the device that holds the label and shared
+    with one ``psum``."""
+    y, inside = _softmax.shard_labels(labels, x.shape[k.axis], k.axis_name)
+    x_y = _softmax.take_label(x, y, k.axis)
+    a = _softmax.label_weight(alpha, y, k.axis, x.dtype)
+    if inside is None:
+        return x_y, a
+    inside = jnp.expand_dims(inside, k.axis)
+    if alpha is None:
+        return jax.lax.psum(jnp.where(inside, x_y, 0), k.axis_name), a
+    return jax.lax.psum((jnp.where(inside, x_y, 0), jnp.where(inside, a, 0)), k.axis_name)
+
+
+def _stats(k, logits, labels, alpha, mask):
+    return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
+
+
 def _softmax_focal_parts(k, x, labels, alpha, stats):
     """Per example: ``h = -log(p_y)/2``, ``p_y``, the factor ``(1 - p_y)**g`` and
     ``a_y``, from logits ``x`` in the compute dtype."""
-    dtype = x.dtype
-    h = _softmax.half_nll(_softmax.take_label(x, labels, k.axis), stats)
+    x_y, a = _label_terms(k, x, labels, alpha)
+    h = _softmax.half_nll(x_y, stats)
     log_p = -2 * h
     p = jnp.exp(log_p)
     certain = log_p == 0  # p = 1: (1 - p)**g is 0 (double where: log 0)
     log_1mp = jnp.log(-jnp.expm1(jnp.where(certain, -1, log_p)))  # log(1 - p)
     mod = jnp.ones_like(p) if k.gamma == 0 else _power(log_1mp, k.gamma, certain)
-    a = _softmax.label_weight(alpha, labels, k.axis, dtype) * k.scale
+    a = a * k.scale
     if alpha is not None:
         a = _numerics.valid_weights(a)
     return h, p, log_1mp, certain, mod, a
@@ -134,10 +153,11 @@ def _softmax_focal_parts(k, x, labels, alpha, stats):
 
 def _softmax_focal_value(k, logits, labels, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
-    stats = _softmax.forward_row_stats(k.axis, logits, None)
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
     h, _, _, _, mod, a = _softmax_focal_parts(k, logits.astype(dtype), labels, alpha, stats)
     loss = _times(2 * a * mod, h)  # a term with weight 0 is 0, even at a -inf logit
-    loss = jnp.where(_softmax.labels_ok(labels, logits.shape[k.axis], k.axis), loss, jnp.nan)
+    num_classes = _softmax.num_classes(logits, k.axis, k.axis_name)
+    loss = jnp.where(_softmax.labels_ok(labels, num_classes, k.axis), loss, jnp.nan)
     loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))
     return jnp.squeeze(loss, k.axis)
 
@@ -147,7 +167,8 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
     mask_c = _numerics.expand(mask, k.axis)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
     h, p, log_1mp, certain, mod, a = _softmax_focal_parts(k, x, labels, alpha, stats)
-    ok = _softmax.labels_ok(labels, x.shape[k.axis], k.axis)
+    ok = _softmax.labels_ok(labels, _softmax.num_classes(x, k.axis, k.axis_name), k.axis)
+    y, inside = _softmax.shard_labels(labels, x.shape[k.axis], k.axis_name)
     if mask_c is not None:
         ok = ok | ~mask_c
     out = 0
@@ -158,23 +179,25 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
             second = _power(log_1mp, k.gamma - 1, edge) * jnp.where(edge, 0, 2 * p * h)
             coef = mod + k.gamma * second  # (1-p)^g - g p (1-p)^(g-1) log p
         coef = jnp.where(ok, _times(a, coef), jnp.nan)
-        one_hot = _softmax.one_hot(labels, x.shape, k.axis, dtype)
+        one_hot = _softmax.one_hot(y, x.shape, k.axis, dtype)
         g = coef * (_softmax.softmax(x, stats) - one_hot)
         out = out + jnp.sum(
             g * _numerics.mask_rows(dx.astype(dtype), mask_c), k.axis, keepdims=True
         )
     if da is not None:
-        safe = _softmax.safe_labels(labels, x.shape[k.axis], k.axis)
-        out = out + k.scale * _softmax.take(da.astype(dtype), safe) * _times(2 * mod, h)
-    out = jnp.where(ok, jnp.broadcast_to(out, h.shape), jnp.nan)
+        safe = _softmax.safe_labels(y, x.shape[k.axis], k.axis)
+        da_y = _softmax.take(da.astype(dtype), safe)
+        if inside is not None:  # only the device that holds the label
+            da_y = jnp.where(jnp.expand_dims(inside, k.axis), da_y, 0)
+        out = out + k.scale * da_y * _times(2 * mod, h)
+    out = jnp.broadcast_to(out, h.shape)
+    if k.axis_name is not None:  # every device's share of the tangent
+        out = jax.lax.psum(out, k.axis_name)
+    out = jnp.where(ok, out, jnp.nan)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
-_softmax_focal = _numerics.custom_rule(
-    _softmax_focal_value,
-    _softmax_focal_tangent,
-    lambda k, logits, labels, alpha, mask: _softmax.row_stats(k.axis, logits, mask),
-)
+_softmax_focal = _numerics.custom_rule(_softmax_focal_value, _softmax_focal_tangent, _stats)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,13 +206,14 @@ class SoftmaxFocal(_reduction.Kernel):
     gamma: float = 2.0
     scale: float = 1.0
     ignore_index: int | None = None
+    axis_name: str | None = None  # the classes are split over this shard_map axis
 
     def mask(self, arrays, where):
         return _reduction.example_mask(where, arrays[1], self.ignore_index)
 
     def check(self, arrays, mask):
         logits, labels, alpha = arrays
-        num_classes = logits.shape[self.axis]
+        num_classes = _softmax.num_classes(logits, self.axis, self.axis_name)
         _softmax.check_labels(self.fn, labels, mask, num_classes, self.ignore_index)
         if alpha is not None:
             _checks.check_nonnegative_values(self.fn, "alpha", alpha)
@@ -199,7 +223,7 @@ class SoftmaxFocal(_reduction.Kernel):
 
     def weights(self, arrays, mask, dtype):
         _, labels, alpha = arrays
-        return _reduction.sparse_example_weights(mask, labels, alpha, dtype)
+        return _reduction.sparse_example_weights(mask, labels, alpha, dtype, self.axis_name)
 
 
 # --------------------------------------------------------------------------------------
@@ -226,19 +250,29 @@ def _focal_factors(k, x, stats):
     return h, p, mod, mod + k.gamma * second
 
 
-def _categorical_targets(k, targets, num_classes, dtype):
+def _sum(k, x):
+    """The sum over the classes (kept dims), over every shard with ``k.axis_name``."""
+    return _softmax.row_sum(x, k.axis, k.axis_name)
+
+
+def _categorical_targets(k, targets, x, dtype):
     """``(t, ok)``: the unsmoothed targets (one-hot for integer labels) and whether
-    each example's are valid (class axis kept)."""
+    each example's are valid (class axis kept), for the (local) logits ``x``."""
     if k.sparse:
+        num_classes = _softmax.num_classes(x, k.axis, k.axis_name)
         ok = _softmax.labels_ok(targets, num_classes, k.axis)
-        shape = targets.shape[: k.axis] + (num_classes,) + targets.shape[k.axis :]
-        return _softmax.one_hot(targets, shape, k.axis, dtype), ok
-    return targets.astype(dtype), _numerics.unit_rows(targets, k.axis)
+        y, _ = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
+        return _softmax.one_hot(y, x.shape, k.axis, dtype), ok
+    ok = _numerics.unit_rows(targets, k.axis)
+    if k.axis_name is not None:
+        ok = jax.lax.psum(jnp.where(ok, 0, 1), k.axis_name) == 0
+    return targets.astype(dtype), ok
 
 
 def _categorical_weights(k, alpha, t, ndim, dtype):
     """``a_c t~_c`` (``a`` the class weights times the scalar ``scale``)."""
-    s = (1 - k.smoothing) * t + k.smoothing / t.shape[k.axis] if k.smoothing else t
+    num_classes = _softmax.num_classes(t, k.axis, k.axis_name)
+    s = (1 - k.smoothing) * t + k.smoothing / num_classes if k.smoothing else t
     a = k.scale
     if alpha is not None:
         a = a * _softmax.along_classes(_numerics.valid_weights(alpha), k.axis, ndim, dtype)
@@ -247,12 +281,13 @@ def _categorical_weights(k, alpha, t, ndim, dtype):
 
 def _categorical_focal_value(k, logits, targets, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
-    stats = _softmax.forward_row_stats(k.axis, logits, None)  # masked rows: dropped below
+    # masked rows: dropped below
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
     x = logits.astype(dtype)
-    t, ok = _categorical_targets(k, targets, x.shape[k.axis], dtype)
+    t, ok = _categorical_targets(k, targets, x, dtype)
     t_s, a = _categorical_weights(k, alpha, t, x.ndim, dtype)
     h, _, mod, _ = _focal_factors(k, x, stats)
-    loss = jnp.sum(_times(2 * a * t_s * mod, h), k.axis, keepdims=True)
+    loss = _sum(k, _times(2 * a * t_s * mod, h))
     loss = _numerics.nan_where_not(ok, loss)
     return jnp.squeeze(_numerics.mask_rows(loss, _numerics.expand(mask, k.axis)), k.axis)
 
@@ -261,7 +296,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
-    t, ok = _categorical_targets(k, targets, x.shape[k.axis], dtype)
+    t, ok = _categorical_targets(k, targets, x, dtype)
     t = _numerics.mask_rows(t, mask_c)
     if mask_c is not None:
         ok = ok | ~mask_c
@@ -271,7 +306,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     out = 0
     if dx is not None:
         s_f = a * t_s * coef
-        g = p * jnp.sum(s_f, k.axis, keepdims=True) - s_f
+        g = p * _sum(k, s_f) - s_f
         d = _numerics.mask_rows(dx.astype(dtype), mask_c)
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
     if dt is not None and not k.sparse:  # a class of weight 0 adds 0, even at -inf
@@ -282,13 +317,13 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
         d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)
         out = out + jnp.sum(_times(t_s, 2 * mod * h) * d, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, ok.shape)
+    if k.axis_name is not None:  # every device's share of the tangent
+        out = jax.lax.psum(out, k.axis_name)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
 _categorical_focal = _numerics.custom_rule(
-    _categorical_focal_value,
-    _categorical_focal_tangent,
-    lambda k, logits, targets, alpha, mask: _softmax.row_stats(k.axis, logits, mask),
+    _categorical_focal_value, _categorical_focal_tangent, _stats
 )
 
 
@@ -300,6 +335,7 @@ class CategoricalFocal(_reduction.Kernel):
     smoothing: float = 0.0
     sparse: bool = False  # integer labels (softmax_focal_loss with label smoothing)
     ignore_index: int | None = None
+    axis_name: str | None = None  # the classes are split over this shard_map axis
 
     def mask(self, arrays, where):
         labels = arrays[1] if self.sparse else None
@@ -308,7 +344,7 @@ class CategoricalFocal(_reduction.Kernel):
     def check(self, arrays, mask):
         logits, targets, alpha = arrays
         if self.sparse:
-            num_classes = logits.shape[self.axis]
+            num_classes = _softmax.num_classes(logits, self.axis, self.axis_name)
             _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
         else:
             rows = None
@@ -324,8 +360,10 @@ class CategoricalFocal(_reduction.Kernel):
     def weights(self, arrays, mask, dtype):
         _, targets, alpha = arrays
         if self.sparse:
-            return _reduction.sparse_example_weights(mask, targets, alpha, dtype)
-        return _reduction.soft_example_weights(mask, targets, alpha, self.axis, dtype)
+            return _reduction.sparse_example_weights(mask, targets, alpha, dtype, self.axis_name)
+        return _reduction.soft_example_weights(
+            mask, targets, alpha, self.axis, dtype, self.axis_name
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -440,6 +478,7 @@ def softmax_focal_loss(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Softmax (multi-class) focal loss for integer labels.
 
@@ -469,6 +508,11 @@ def softmax_focal_loss(
       ignore_index: a label value to skip.
       label_smoothing: ``eps`` in [0, 1]: targets ``(1 - eps) onehot + eps / C``.
       reduction: ``"none"``, ``"sum"`` or ``"mean"``.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (the logits and ``alpha`` are the local shards,
+        labels are global class indices): the same values and derivatives as the
+        unsharded call, from a few numbers per example exchanged with ``pmax`` and
+        ``psum``.
 
     Returns:
       Per-example losses, or a scalar.
@@ -500,6 +544,7 @@ def softmax_focal_loss(
         gamma=_check_gamma(gamma, fn),
         scale=scale,
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
+        axis_name=_checks.check_axis_name(axis_name, fn),
     )
     smoothing = _checks.check_fraction(label_smoothing, "label_smoothing", fn)
     if smoothing:  # every class's term: the soft-target kernel, on the labels
@@ -527,6 +572,7 @@ def categorical_focal_loss(
     sample_weight: ArrayLike | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "none",
+    axis_name: str | None = None,
 ) -> jax.Array:
     r"""Softmax focal loss for soft (or one-hot) targets, Keras's
     ``CategoricalFocalCrossentropy``.
@@ -556,6 +602,10 @@ def categorical_focal_loss(
       sample_weight: float weight per example, ``>= 0``.
       label_smoothing: ``eps`` in [0, 1].
       reduction: ``"none"``, ``"sum"`` or ``"mean"``.
+      axis_name: inside ``jax.shard_map``, the mesh axis over which the classes are
+        split in contiguous shards (the logits, ``targets`` and ``alpha`` are the local
+        shards): the same values and derivatives as the unsharded call, from a few
+        numbers per example exchanged with ``pmax`` and ``psum``.
 
     Returns:
       Per-example losses (the logits' shape without the class axis), or a scalar.
@@ -590,6 +640,7 @@ def categorical_focal_loss(
         gamma=_check_gamma(gamma, fn),
         scale=scale,
         smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
+        axis_name=_checks.check_axis_name(axis_name, fn),
     )
     return _reduction.apply(
         kernel,

@@ -162,14 +162,19 @@ def sparse_example_weights(
     labels: jax.Array,
     class_weights: jax.Array | None,
     dtype,
+    axis_name: str | None = None,
 ) -> jax.Array | None:
     """``w_i`` for integer labels: ``class_weights[y_i]`` (1 without), 0 if masked; a
-    label outside ``[0, C)`` reads no other class's weight (its loss is NaN)."""
+    label outside ``[0, C)`` reads no other class's weight (its loss is NaN). With
+    ``axis_name``, ``class_weights`` is this device's shard of the classes."""
     if class_weights is None:
         return count_weights(mask, dtype)
-    num_classes = class_weights.shape[0]
-    safe = jnp.where((labels >= 0) & (labels < num_classes), labels, 0)
+    num_local = class_weights.shape[0]
+    labels, inside = _softmax.shard_labels(labels, num_local, axis_name)
+    safe = jnp.where((labels >= 0) & (labels < num_local), labels, 0)
     w = _softmax.take(_numerics.valid_weights(class_weights.astype(dtype)), safe)
+    if axis_name is not None:  # the weight from the device that holds the label
+        w = jax.lax.psum(jnp.where(inside, w, 0), axis_name)
     return _numerics.mask_rows(w, mask)
 
 
@@ -211,13 +216,16 @@ def soft_example_weights(
     class_weights: jax.Array | None,
     axis: int,
     dtype,
+    axis_name: str | None = None,
 ) -> jax.Array | None:
     """``w_i`` for soft targets: ``sum_c class_weights[c] t_ic`` (1 without), 0 if
-    masked. Reverse mode keeps the targets themselves, no ``[..., C]`` copy."""
+    masked. Reverse mode keeps the targets themselves, no ``[..., C]`` copy. With
+    ``axis_name``, the arrays are this device's shard of the classes."""
     if class_weights is None:
         return count_weights(mask, dtype)
     cw = _numerics.valid_weights(class_weights)
-    return _soft_weights(_SoftWeights(axis, jnp.dtype(dtype)), targets, cw, mask)
+    w = _soft_weights(_SoftWeights(axis, jnp.dtype(dtype)), targets, cw, mask)
+    return w if axis_name is None else jax.lax.psum(w, axis_name)
 
 
 # --------------------------------------------------------------------------------------

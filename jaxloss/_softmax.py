@@ -100,48 +100,61 @@ class RowStats(NamedTuple):
         return self.row_max + self.lse_rel
 
 
-def row_max(logits: jax.Array, axis: int, dtype) -> jax.Array:
+def row_sum(x: jax.Array, axis: int, axis_name: str | None = None) -> jax.Array:
+    """The sum over the classes (kept dims). With ``axis_name``, the classes are split
+    over that ``shard_map`` axis and the local sums are added with one ``psum``."""
+    s = jnp.sum(x, axis, keepdims=True)
+    return s if axis_name is None else jax.lax.psum(s, axis_name)
+
+
+def row_max(logits: jax.Array, axis: int, dtype, axis_name: str | None = None) -> jax.Array:
     """The row maximum in ``dtype`` (kept dims), 0 where it is not finite. Taken in
-    the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone."""
-    m = jnp.max(logits, axis, keepdims=True).astype(dtype)
-    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0))
+    the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone.
+    With ``axis_name``, the maximum over every shard of the classes (one ``pmax``)."""
+    m = jax.lax.stop_gradient(jnp.max(logits, axis, keepdims=True).astype(dtype))
+    if axis_name is not None:
+        m = jax.lax.pmax(m, axis_name)
+    return jnp.where(jnp.isfinite(m), m, 0)
 
 
-def forward_row_stats(axis, logits, mask):
+def forward_row_stats(axis, logits, mask, axis_name=None):
     """:class:`RowStats` without a derivative rule, for forward passes (which custom
     rules never differentiate)."""
     dtype = _numerics.compute_dtype(logits)
-    m = row_max(logits, axis, dtype)
-    s = jnp.sum(jnp.exp(logits.astype(dtype) - m), axis, keepdims=True)
+    m = row_max(logits, axis, dtype, axis_name)
+    s = row_sum(jnp.exp(logits.astype(dtype) - m), axis, axis_name)
     mask_c = _numerics.expand(mask, axis)
     return RowStats(_numerics.mask_rows(m, mask_c), _numerics.mask_rows(s, mask_c, 1))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def row_stats(axis: int, logits: jax.Array, mask: jax.Array | None) -> RowStats:
-    """:class:`RowStats` of ``logits`` along ``axis``, masked rows ``(0, 1)``.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3))
+def row_stats(
+    axis: int, logits: jax.Array, mask: jax.Array | None, axis_name: str | None = None
+) -> RowStats:
+    """:class:`RowStats` of ``logits`` along ``axis``, masked rows ``(0, 1)``; with
+    ``axis_name``, of the whole row when the classes are split over that axis.
 
     Its own derivative rule (``d sum_exp = sum_c exp(x_c - m) dx_c``) reads sanitized
     logits, so that higher-order derivatives of the losses built on it stay finite for
     masked rows holding NaN or inf.
     """
-    return forward_row_stats(axis, logits, mask)
+    return forward_row_stats(axis, logits, mask, axis_name)
 
 
-def _row_stats_tangent(axis, logits, mask, stats, d_logits):
+def _row_stats_tangent(axis, axis_name, logits, mask, stats, d_logits):
     x = sanitized_logits(logits, mask, axis)
     d = _numerics.mask_rows(d_logits.astype(x.dtype), _numerics.expand(mask, axis))
-    return jnp.sum(jnp.exp(x - stats.row_max) * d, axis, keepdims=True)
+    return row_sum(jnp.exp(x - stats.row_max) * d, axis, axis_name)
 
 
 @row_stats.defjvp
-def _row_stats_jvp(axis, primals, tangents):
+def _row_stats_jvp(axis, axis_name, primals, tangents):
     logits, mask = primals
-    stats = row_stats(axis, logits, mask)
+    stats = row_stats(axis, logits, mask, axis_name)
     d_logits = _numerics.nonzero(tangents[0])
     if d_logits is None:
         return stats, RowStats(*map(jnp.zeros_like, stats))
-    d_sum = jax.checkpoint(functools.partial(_row_stats_tangent, axis))(
+    d_sum = jax.checkpoint(functools.partial(_row_stats_tangent, axis, axis_name))(
         logits, mask, stats, d_logits
     )
     return stats, RowStats(jnp.zeros_like(stats.row_max), d_sum)
@@ -176,6 +189,25 @@ def half_nll(x: jax.Array, stats: RowStats) -> jax.Array:
 
 # --------------------------------------------------------------------------------------
 # Integer labels.
+
+
+def num_classes(x: jax.Array, axis: int, axis_name: str | None = None) -> int:
+    """The number of classes: the class axis's length, times the number of shards when
+    the classes are split over the ``shard_map`` axis ``axis_name``."""
+    n = x.shape[axis]
+    return n if axis_name is None else n * jax.lax.axis_size(axis_name)
+
+
+def shard_labels(labels: jax.Array, num_local: int, axis_name: str | None):
+    """``(local labels, inside)``: global labels as indices into this device's
+    contiguous shard of ``num_local`` classes along ``axis_name``, -1 where the shard
+    does not hold the label (no class matches it), and whether it does. Without
+    ``axis_name``: the labels and None (every class is local)."""
+    if axis_name is None:
+        return labels, None
+    y = labels - jax.lax.axis_index(axis_name).astype(labels.dtype) * num_local
+    inside = (y >= 0) & (y < num_local)
+    return jnp.where(inside, y, -1), inside
 
 
 def labels_ok(labels: jax.Array, num_classes: int, axis: int) -> jax.Array:

@@ -129,73 +129,94 @@ SCRIPT = textwrap.dedent(
                 report[key] = {"errs": errs, "sizes": sizes}
             except Exception as e:
                 report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
-    # kl_divergence with axis_name (distillation on a split vocabulary), 2 x 4 mesh, with a
-    # -inf logit whose class has no target mass, where and sample weights
+    # The rest of the softmax family with axis_name on a 2 x 4 mesh: a -inf logit whose
+    # class has no target mass, a masked row of NaN logits, where and sample weights.
+    # Value, gradients of both arguments, a jvp and a Hessian-vector product.
     mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
     xk = x.copy()
     xk[2, 5] = -np.inf
+    xk[4] = np.nan
+    keep_k = keep.copy()
+    keep_k[4] = False
     tk = t.copy()
     tk[2] = 0.0
     tk[2, 0] = 1.0
+    yk = y.copy()
+    yk[7] = -100
     swk = rng.uniform(0.5, 2, n).astype(np.float32)
+    dxk = rng.standard_normal(x.shape).astype(np.float32)
+    dxk[2, 5] = 0.0
 
-    def kl_local(x, t, keep, sw):
-        out = jaxloss.kl_divergence(x, t, where=keep, sample_weight=sw, axis_name="model",
-                                    reduction="sum")
-        return jax.lax.psum(out, "data")
+    def diff(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if not (np.array_equal(np.isnan(a), np.isnan(b))
+                and np.array_equal(np.isinf(a), np.isinf(b))):
+            return float("inf")
+        fin = np.isfinite(b)
+        return float(np.max(np.abs(a[fin] - b[fin]) / (1 + np.abs(b[fin])), initial=0))
 
-    kl_sharded = jax.shard_map(
-        kl_local, mesh=mesh, in_specs=(P("data", "model"), P("data", "model"), P("data"),
-                                       P("data")), out_specs=P())
-    try:
-        v, g = jax.jit(jax.value_and_grad(kl_sharded, (0, 1)))(xk, tk, keep, swk)
-        v0, g0 = jax.value_and_grad(
-            lambda x, t: jaxloss.kl_divergence(x, t, where=keep, sample_weight=swk,
-                                               reduction="sum"), (0, 1))(xk, tk)
-        errs = [abs(float(v - v0)) / abs(float(v0))]
-        errs += [float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(g, g0)]
-        dx = rng.standard_normal(x.shape).astype(np.float32)
-        dx[2, 5] = 0.0
-        tan = jax.jvp(lambda x: kl_sharded(x, tk, keep, swk), (xk,), (dx,))[1]
-        tan0 = jax.jvp(lambda x: jaxloss.kl_divergence(x, tk, where=keep, sample_weight=swk,
-                                                       reduction="sum"), (xk,), (dx,))[1]
-        errs.append(abs(float(tan - tan0)))
-        hlo = jax.jit(jax.grad(kl_sharded, (0, 1))).lower(xk, tk, keep, swk).compile().as_text()
-        report["kl_axis_name"] = {"errs": errs, "sizes": collectives(hlo)}
-    except Exception as e:
-        report["kl_axis_name"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    family = {  # name: (loss(x, other, w, **kw), other, class-split other?, class weights?)
+        "kl": (lambda x, o, w, **kw: jaxloss.kl_divergence(x, o, **kw), tk, True, False),
+        "reverse_kl": (lambda x, o, w, **kw: jaxloss.reverse_kl_divergence(x, o, **kw),
+                       t, True, False),
+        "kl_with_logits": (lambda x, o, w, **kw: jaxloss.kl_divergence_with_logits(
+            x, o, temperature=2.0, **kw), np.log(tk), True, False),
+        "js": (lambda x, o, w, **kw: jaxloss.js_divergence(x, o, **kw), tk, True, False),
+        "entropy": (lambda x, o, w, **kw: jaxloss.entropy(x, **kw), None, False, False),
+        "softmax_focal": (lambda x, o, w, **kw: jaxloss.softmax_focal_loss(
+            x, o, alpha=w, ignore_index=-100, **kw), yk, False, True),
+        "softmax_focal_smoothed": (lambda x, o, w, **kw: jaxloss.softmax_focal_loss(
+            x, o, alpha=w, gamma=1.5, label_smoothing=0.1, ignore_index=-100, **kw),
+            yk, False, True),
+        "categorical_focal": (lambda x, o, w, **kw: jaxloss.categorical_focal_loss(
+            x, o, alpha=w, label_smoothing=0.1, **kw), tk, True, True),
+    }
+    for name, (loss, other, split, weighted) in family.items():
+        o_spec = P("data", "model") if split else P("data")
+        w_arg = w if weighted else None
 
-    # entropy with axis_name: a -inf logit, a masked row of NaN, a Hessian-vector product
-    xe = xk.copy()
-    xe[4] = np.nan
-    keep_e = keep.copy()
-    keep_e[4] = False
+        def local(x, o, cw, keep, sw, reduction, loss=loss):
+            out = loss(x, o, cw, where=keep, sample_weight=sw, axis_name="model",
+                       reduction=reduction)
+            return out if reduction == "none" else jax.lax.psum(out, "data")
 
-    def ent_local(x, keep, sw):
-        out = jaxloss.entropy(x, where=keep, sample_weight=sw, axis_name="model",
-                              reduction="sum")
-        return jax.lax.psum(out, "data")
+        def sharded(reduction, o_spec=o_spec):
+            return jax.shard_map(
+                functools.partial(local, reduction=reduction), mesh=mesh,
+                in_specs=(P("data", "model"), o_spec, P("model"), P("data"), P("data")),
+                out_specs=P("data") if reduction == "none" else P())
 
-    ent_sharded = jax.shard_map(ent_local, mesh=mesh,
-                                in_specs=(P("data", "model"), P("data"), P("data")),
-                                out_specs=P())
-    try:
-        def ent_ref(x):
-            return jaxloss.entropy(x, where=keep_e, sample_weight=swk, reduction="sum")
+        def ref(x, o, cw, reduction="sum", loss=loss):
+            return loss(x, o, cw, where=keep_k, sample_weight=swk, reduction=reduction)
 
-        ent = lambda x: ent_sharded(x, keep_e, swk)
-        v, g = jax.jit(jax.value_and_grad(ent))(xe)
-        v0, g0 = jax.value_and_grad(ent_ref)(xe)
-        dx = rng.standard_normal(x.shape).astype(np.float32)
-        dx[2, 5] = 0.0
-        hvp = jax.jvp(jax.grad(ent), (xe,), (dx,))[1]
-        hvp0 = jax.jvp(jax.grad(ent_ref), (xe,), (dx,))[1]
-        errs = [abs(float(v - v0)) / abs(float(v0)), float(np.max(np.abs(g - g0))),
-                float(np.max(np.abs(hvp - hvp0)))]
-        hlo = jax.jit(jax.grad(ent)).lower(xe).compile().as_text()
-        report["entropy_axis_name"] = {"errs": errs, "sizes": collectives(hlo)}
-    except Exception as e:
-        report["entropy_axis_name"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+        args = (xk, other, w_arg)
+        total = lambda x, o, cw, f=sharded("sum"): f(x, o, cw, keep_k, swk)
+        key = f"family/{name}"
+        try:
+            argnums = (0, 1) if split else (0,)
+            v, g = jax.jit(jax.value_and_grad(total, argnums))(*args)
+            v0, g0 = jax.value_and_grad(ref, argnums)(*args)
+            errs = [diff(v, v0)] + [diff(a, b) for a, b in zip(g, g0)]
+            errs.append(diff(jax.jit(sharded("none"))(*args, keep_k, swk),
+                             ref(*args, reduction="none")))
+            tan = jax.jvp(lambda x: total(x, *args[1:]), (xk,), (dxk,))[1]
+            tan0 = jax.jvp(lambda x: ref(x, *args[1:]), (xk,), (dxk,))[1]
+            errs.append(diff(tan, tan0))
+            hvp = jax.jvp(jax.grad(lambda x: total(x, *args[1:])), (xk,), (dxk,))[1]
+            hvp0 = jax.jvp(jax.grad(lambda x: ref(x, *args[1:])), (xk,), (dxk,))[1]
+            errs.append(diff(hvp, hvp0))
+            if weighted:  # the weighted mean's denominator, sum_i alpha_y_i s_i: each
+                # "data" shard's mean of its own rows, summed over "data"
+                means = jax.jit(sharded("mean"))(*args, keep_k, swk)
+                halves = [slice(0, n // 2), slice(n // 2, n)]
+                means0 = sum(loss(xk[r], None if other is None else other[r], w_arg,
+                                  where=keep_k[r], sample_weight=swk[r], reduction="mean")
+                             for r in halves)
+                errs.append(diff(means, means0))
+            hlo = jax.jit(jax.grad(total, argnums)).lower(*args).compile().as_text()
+            report[key] = {"errs": errs, "sizes": collectives(hlo)}
+        except Exception as e:
+            report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
 
     # linear_cross_entropy with axis_name: the head's weight split [D, C/k] over "model"
     nl, d, cl = 16, 5, 88  # 22 or 11 classes per shard, blocks of 4 that do not divide them
@@ -310,6 +331,16 @@ def _report():
 
 
 CASES = ["sparse", "categorical", "kl", "kl_with_logits", "entropy", "focal"]
+FAMILY = [
+    "kl",
+    "reverse_kl",
+    "kl_with_logits",
+    "js",
+    "entropy",
+    "softmax_focal",
+    "softmax_focal_smoothed",
+    "categorical_focal",
+]
 
 
 def test_class_sharded_meshes():
@@ -343,14 +374,15 @@ def test_class_sharded_meshes():
             ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
-    # kl_divergence and entropy with axis_name: value, gradients, a jvp or a
-    # Hessian-vector product, O(examples) collectives
-    for key in ("kl_axis_name", "entropy_axis_name"):
-        r = report[key]
+    # the rest of the family (divergences, entropy, focal) with axis_name: value,
+    # gradients, per-example values, jvp, Hessian-vector product (and the weighted mean)
+    # equal the unsharded call's, NaN and inf in the same places; O(examples) collectives
+    for name in FAMILY:
+        r = report[f"family/{name}"]
         if "error" in r:
-            failures.append(f"{key}: {r['error']}")
+            failures.append(f"family/{name}: {r['error']}")
         elif not (max(r["errs"]) < 1e-5 and r["sizes"] and max(r["sizes"]) <= 8 * n):
-            failures.append(f"{key}: {r}")
+            failures.append(f"family/{name}: {r}")
     # linear_cross_entropy with axis_name inside shard_map: value, the gradients of hidden,
     # weight, bias and class weights, jvp and a Hessian-vector product equal the unsharded
     # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,

@@ -153,11 +153,11 @@ def test_issue_3_signatures():
         "ignore_index": (kw, None),
         "label_smoothing": (kw, 0.0),
         "reduction": (kw, "none"),
+        "axis_name": (kw, None),
     }
     for name in ("kl_divergence", "reverse_kl_divergence", "js_divergence"):
-        extra = (
-            {"residuals": (kw, "auto"), "axis_name": (kw, None)} if name == "kl_divergence" else {}
-        )
+        extra = {"residuals": (kw, "auto")} if name == "kl_divergence" else {}
+        extra["axis_name"] = (kw, None)
         assert _params(getattr(jaxloss, name)) == {
             "logits": (pos, empty),
             "targets": (pos, empty),
@@ -175,6 +175,7 @@ def test_issue_3_signatures():
         "where": (kw, None),
         "sample_weight": (kw, None),
         "reduction": (kw, "none"),
+        "axis_name": (kw, None),
     }
     assert _params(jaxloss.entropy) == {
         "logits": (pos, empty),
