@@ -37,16 +37,22 @@ from . import _checks, _numerics, _reduction, _softmax
 
 # Bytes of [tokens, block] float32 temporaries a block may use when block_size is None.
 BLOCK_BUDGET_BYTES = 2**27
+# Below this, a chunk of tokens is not made smaller to stay under 1/8 of the logits:
+# the logits are small anyway, and one-token chunks would turn the matmuls into
+# matrix-vector products, each reading the whole weight.
+MIN_CHUNK_BUDGET_BYTES = 2**24
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
 
 
 def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
     """Tokens per chunk of the fold-early path: ``[chunk, C]`` float32 temporaries
     within ``budget`` bytes (default: ``BLOCK_BUDGET_BYTES``, and at most 1/8 of the
-    logits' size), at least 1, at most the number of tokens. Each chunk reads the whole
-    weight, so smaller chunks trade memory for weight traffic."""
+    logits' size unless that is under ``MIN_CHUNK_BUDGET_BYTES``), at least 1, at most
+    the number of tokens. Each chunk reads the whole weight, so smaller chunks trade
+    memory for weight traffic."""
     if budget is None:
-        budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // 8)
+        eighth = max(num_tokens * num_classes * 4 // 8, MIN_CHUNK_BUDGET_BYTES)
+        budget = min(BLOCK_BUDGET_BYTES, eighth)
     chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_BLOCK)
     return max(1, min(chunk, num_tokens))
 

@@ -231,9 +231,11 @@ def test_single_class_and_default_chunks(rng):
     assert all(np.all(x == 0) for x in g)  # one class: the loss is 0 whatever h and W are
     import jaxloss._linear as linear
 
-    # by default a chunk of tokens holds at most 1/8 of the logits
+    # by default a chunk of tokens holds at most 1/8 of the logits, unless they are small
     assert linear.token_block_for(2048, 32768) == 64
     assert linear.token_block_for(8192, 131072) == 64
+    assert linear.token_block_for(512, 5885) == 178  # not 16: 16 MiB of temporaries
+    assert linear.token_block_for(64, 400) == 64
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
