@@ -113,7 +113,7 @@ SCRIPT = textwrap.dedent(
                 tan = jax.jvp(lambda x: total(x, tgt, w), (x,), (dx,))[1]
                 tan0 = jax.jvp(lambda x: ref(x, tgt, w), (x,), (dx,))[1]
                 errs.append(abs(float(tan - tan0)))
-                # Hessian-vector product (forward over reverse) and vmap of per-example grads
+                # Hessian-vector product (forward over reverse)
                 hvp = jax.jvp(jax.grad(lambda x: total(x, tgt, w)), (x,), (dx,))[1]
                 hvp0 = jax.jvp(jax.grad(lambda x: ref(x, tgt, w)), (x,), (dx,))[1]
                 errs.append(float(np.max(np.abs(hvp - hvp0))))
@@ -125,6 +125,18 @@ SCRIPT = textwrap.dedent(
                     mesh=mesh, in_specs=specs, out_specs=row)
                 z0 = fn(x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts)[1]
                 errs.append(float(np.max(np.abs(jax.jit(z_local)(x, tgt, w, keep) - z0))))
+                # vmap of per-example gradients, inside shard_map
+                def one(xr, tr, kr, w, axis_name=None):
+                    return fn(xr[None], tr[None], class_weights=w, where=kr[None],
+                              axis_name=axis_name, reduction="sum", **opts)
+
+                grads = jax.shard_map(
+                    lambda x, tgt, w, keep: jax.vmap(jax.grad(one), (0, 0, 0, None, None))(
+                        x, tgt, keep, w, "model"),
+                    mesh=mesh, in_specs=specs, out_specs=P(data, "model"))
+                g_rows = jax.jit(grads)(x, tgt, w, keep)
+                g_rows0 = jax.vmap(jax.grad(one), (0, 0, 0, None))(x, tgt, keep, w)
+                errs.append(float(np.max(np.abs(g_rows - g_rows0))))
                 sizes = collectives(jax.jit(jax.grad(total)).lower(x, tgt, w).compile().as_text())
                 report[key] = {"errs": errs, "sizes": sizes}
             except Exception as e:
@@ -194,17 +206,21 @@ SCRIPT = textwrap.dedent(
         key = f"family/{name}"
         try:
             argnums = (0, 1) if split else (0,)
-            v, g = jax.jit(jax.value_and_grad(total, argnums))(*args)
-            v0, g0 = jax.value_and_grad(ref, argnums)(*args)
+
+            # value, gradients, and along dx: the value's jvp and a Hessian-vector
+            # product, in one program (forward over reverse)
+            def program(loss_fn, x, o, cw, dx, argnums=argnums):
+                vg = lambda x: jax.value_and_grad(loss_fn, argnums)(x, o, cw)
+                return jax.jvp(vg, (x,), (dx,))
+
+            compiled = jax.jit(functools.partial(program, total)).lower(*args, dxk).compile()
+            (v, g), (dv, dg) = compiled(*args, dxk)
+            (v0, g0), (dv0, dg0) = program(ref, *args, dxk)
             errs = [diff(v, v0)] + [diff(a, b) for a, b in zip(g, g0)]
+            errs += [diff(dv, dv0), diff(dg[0], dg0[0])]
             errs.append(diff(jax.jit(sharded("none"))(*args, keep_k, swk),
                              ref(*args, reduction="none")))
-            tan = jax.jvp(lambda x: total(x, *args[1:]), (xk,), (dxk,))[1]
-            tan0 = jax.jvp(lambda x: ref(x, *args[1:]), (xk,), (dxk,))[1]
-            errs.append(diff(tan, tan0))
-            hvp = jax.jvp(jax.grad(lambda x: total(x, *args[1:])), (xk,), (dxk,))[1]
-            hvp0 = jax.jvp(jax.grad(lambda x: ref(x, *args[1:])), (xk,), (dxk,))[1]
-            errs.append(diff(hvp, hvp0))
+            hlo = jax.jit(jax.grad(total, argnums)).lower(*args).compile().as_text()
             if weighted:  # the weighted mean's denominator, sum_i alpha_y_i s_i: each
                 # "data" shard's mean of its own rows, summed over "data"
                 means = jax.jit(sharded("mean"))(*args, keep_k, swk)
@@ -213,7 +229,6 @@ SCRIPT = textwrap.dedent(
                                   where=keep_k[r], sample_weight=swk[r], reduction="mean")
                              for r in halves)
                 errs.append(diff(means, means0))
-            hlo = jax.jit(jax.grad(total, argnums)).lower(*args).compile().as_text()
             report[key] = {"errs": errs, "sizes": collectives(hlo)}
         except Exception as e:
             report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
@@ -258,17 +273,23 @@ SCRIPT = textwrap.dedent(
             key = f"linear{shape}/{reduction}"
             try:
                 args = (h, wt, bias, cwl)
-                v, g = jax.jit(jax.value_and_grad(total, (0, 1, 2, 3)))(*args)
-                v0, g0 = jax.value_and_grad(ref, (0, 1, 2, 3))(*args)
+                dx = jnp.asarray(rng.standard_normal(h.shape).astype(np.float32))
+
+                # value, four gradients, and along dh the value's jvp and a
+                # Hessian-vector product, in one program (forward over reverse)
+                def program(loss_fn, h, *rest):
+                    vg = lambda h: jax.value_and_grad(loss_fn, (0, 1, 2, 3))(h, *rest)
+                    return jax.jvp(vg, (h,), (dx,))
+
+                compiled = jax.jit(functools.partial(program, total)).lower(*args).compile()
+                (v, g), (tan, hvp) = compiled(*args)
+                (v0, g0), (tan0, hvp0) = program(ref, *args)
                 errs = [abs(float(v - v0)) / abs(float(v0))]
                 errs += [float(np.max(np.abs(a - b))) for a, b in zip(g, g0)]
-                dx = rng.standard_normal(h.shape).astype(np.float32)
-                tan = jax.jvp(lambda h: total(h, *args[1:]), (h,), (dx,))[1]
-                tan0 = jax.jvp(lambda h: ref(h, *args[1:]), (h,), (dx,))[1]
                 errs.append(abs(float(tan - tan0)))
-                hvp = jax.jvp(jax.grad(lambda h: total(h, *args[1:])), (h,), (dx,))[1]
-                hvp0 = jax.jvp(jax.grad(lambda h: ref(h, *args[1:])), (h,), (dx,))[1]
-                errs.append(float(np.max(np.abs(hvp - hvp0))))
+                errs.append(float(np.max(np.abs(hvp[0] - hvp0[0]))))
+                # the collectives of reverse mode alone (the program above also has the
+                # forward-mode ones, which XLA may combine with them)
                 hlo = jax.jit(jax.grad(total, (0, 1, 2, 3))).lower(*args).compile().as_text()
                 local_n = nl // (2 if data else 1)
                 local_c = cl // 4 if data else cl // 8
@@ -360,7 +381,8 @@ def test_class_sharded_meshes():
                     and max(r["sizes"]) <= 8 * n < n * c // model):  # fmt: skip
                 failures.append(f"{kind}/{name}: {r}")
     # Inside shard_map with axis_name="model": value, logits and class-weight gradients,
-    # per-example values, jvp and a Hessian-vector product equal the unsharded call's
+    # per-example values, jvp, a Hessian-vector product and vmap of per-example
+    # gradients equal the unsharded call's
     # (class weights, smoothing, z-loss, ignore_index, where), and so does the z-loss
     # term of return_z_loss; O(examples) collectives.
     for mesh in ("(2, 4)", "(8,)"):
@@ -369,9 +391,10 @@ def test_class_sharded_meshes():
             if "error" in r:
                 failures.append(f"shard_map{mesh}/{loss}: {r['error']}")
                 continue
-            rel_value, g_logits, g_weights, per_example, jvp, hvp, z_term = r["errs"]
+            rel_value, g_logits, g_weights, per_example, jvp, hvp, z_term, vmap = r["errs"]
             ok = rel_value < 1e-6 and g_logits < 1e-6 and g_weights < 1e-5
             ok = ok and per_example < 1e-5 and jvp < 1e-4 and hvp < 1e-5 and z_term < 1e-6
+            ok = ok and vmap < 1e-6
             if not (ok and r["sizes"] and max(r["sizes"]) <= 8 * n):
                 failures.append(f"shard_map{mesh}/{loss}: {r}")
     # the rest of the family (divergences, entropy, focal) with axis_name: value,
