@@ -5,7 +5,9 @@
 
 A training step's loss and gradients with respect to (hidden, weight):
 ``jaxloss.linear_cross_entropy`` (fused), ``sparse_categorical_cross_entropy(h @ W)``
-and ``optax.softmax_cross_entropy_with_integer_labels(h @ W)`` (unfused), interleaved.
+and ``optax.softmax_cross_entropy_with_integer_labels(h @ W)`` (unfused), and, when
+it is installed (``pip install -e ".[bench]"``), tokamax's
+``linear_softmax_cross_entropy_loss`` (its XLA implementation), interleaved.
 The roofline figure is 6 N D C flops (the floor) over the time, as a fraction of the
 matmul rate measured in the same run. Writes ``results/linear-<backend>[-quick].{json,md}``.
 """
@@ -42,7 +44,18 @@ def _impls():
         z = jnp.matmul(h, w, preferred_element_type=jnp.float32)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(z, y))
 
-    return {"fused": fused, "unfused": unfused, "optax": optax_unfused}
+    impls = {"fused": fused, "unfused": unfused, "optax": optax_unfused}
+    try:
+        import tokamax
+    except ImportError:
+        return impls
+
+    def tokamax_fused(h, w, y):
+        return tokamax.linear_softmax_cross_entropy_loss(
+            h, y, w, reduction="mean", implementation="xla"
+        )
+
+    return {**impls, "tokamax": tokamax_fused}
 
 
 def _inputs(n, d, c, dtype):
@@ -68,6 +81,8 @@ def run_step(n, d, c, dtype, flops, args) -> dict:
         )
     )
     assert err < 1e-3 and gerr < 1e-3, (err, gerr)
+    if "tokamax" in outs:  # the peer computes the same loss
+        assert abs(float(outs["tokamax"][0]) - float(outs["unfused"][0])) < 1e-2
     medians = timing.interleaved_medians(
         compiled, (h, w, y), repeats=args.repeats, min_seconds=args.min_seconds
     )
@@ -110,32 +125,39 @@ def markdown(report) -> str:
         "the fused loss is faster; roofline = 6 N D C / time / matmul rate.",
         "",
         "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) | vs unfused "
-        "| temp fused / unfused / optax | roofline |",
-        "|---|---|---|---|---|---|---|---|",
+        "| temp fused / unfused / optax | roofline | tokamax (XLA): time, temp |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["steps"]:
         m, t = r["median_s"], r["temp_bytes"]
+        tk = "not installed"
+        if "tokamax" in m:
+            tk = (
+                f"{m['tokamax'] * 1e3:.1f} ms ({m['tokamax'] / m['unfused']:.2f}x unfused), "
+                f"{timing.fmt_bytes(t['tokamax'])}"
+            )
         lines.append(
             f"| {r['n']} x {r['d']} x {r['c']} | {r['dtype']} | {m['fused'] * 1e3:.1f} ms | "
             f"{m['unfused'] * 1e3:.1f} ms | {m['optax'] * 1e3:.1f} ms | "
             f"{r['ratio_vs_unfused']:.2f}x | {timing.fmt_bytes(t['fused'])} / "
             f"{timing.fmt_bytes(t['unfused'])} / {timing.fmt_bytes(t['optax'])} | "
-            f"{r['roofline']:.0%} |"
+            f"{r['roofline']:.0%} | {tk} |"
         )
     if report["compile_only"]:
         lines += [
             "",
             "Compile-only (compiled temporaries of the training step):",
             "",
-            "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) |",
-            "|---|---|---|---|---|",
+            "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) | tokamax (XLA) |",
+            "|---|---|---|---|---|---|",
         ]
         for r in report["compile_only"]:
             t = r["temp_bytes"]
+            tk = timing.fmt_bytes(t["tokamax"]) if "tokamax" in t else "not installed"
             lines.append(
                 f"| {r['n']} x {r['d']} x {r['c']} | {r['dtype']} | "
                 f"{timing.fmt_bytes(t['fused'])} | {timing.fmt_bytes(t['unfused'])} | "
-                f"{timing.fmt_bytes(t['optax'])} |"
+                f"{timing.fmt_bytes(t['optax'])} | {tk} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -160,7 +182,11 @@ def main(argv=None) -> dict:
             f"{r['ratio_vs_unfused']:.2f}, roofline {r['roofline']:.0%}",
             flush=True,
         )
-    big = [] if args.quick else [compile_only(8192, 1024, 131072, jnp.float32)]
+    big = (
+        []
+        if args.quick
+        else [compile_only(8192, 1024, 131072, dt) for dt in (jnp.float32, jnp.bfloat16)]
+    )
     device = jax.devices()[0]
     report = {
         "env": {

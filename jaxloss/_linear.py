@@ -37,23 +37,30 @@ from . import _checks, _numerics, _reduction, _softmax
 
 # Bytes of [tokens, block] float32 temporaries a block may use when block_size is None.
 BLOCK_BUDGET_BYTES = 2**27
-# Below this, a chunk of tokens is not made smaller to stay under 1/8 of the logits:
-# the logits are small anyway, and one-token chunks would turn the matmuls into
+# Below this, a chunk of tokens is not made smaller to stay within a fraction of the
+# logits: they are small anyway, and one-token chunks would turn the matmuls into
 # matrix-vector products, each reading the whole weight.
 MIN_CHUNK_BUDGET_BYTES = 2**24
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
+# The fold-early path's chunk: XLA fuses its logits, softmax and gradient coefficient
+# into about one [chunk, C] float32 temporary (2048 x 512 x 32768 in float32 compiles
+# to 133 MiB: the 64 MiB dW accumulator, 8 MiB of dh, and one [512, C] array). Each
+# chunk adds its h^T g to the whole dW accumulator, so on CPU small chunks cost time:
+# at that shape 64-token chunks measured 1.28-1.44x the unfused step, 256 tokens
+# 1.07-1.10x and 512 tokens 1.00-1.06x (docs/performance.md, "The fused head").
+_TEMPS_PER_CHUNK = 1
 
 
 def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
     """Tokens per chunk of the fold-early path: ``[chunk, C]`` float32 temporaries
-    within ``budget`` bytes (default: ``BLOCK_BUDGET_BYTES``, and at most 1/8 of the
-    logits' size unless that is under ``MIN_CHUNK_BUDGET_BYTES``), at least 1, at most
-    the number of tokens. Each chunk reads the whole weight, so smaller chunks trade
-    memory for weight traffic."""
+    within ``budget`` bytes (default: 1/4 of the logits' size, at least
+    ``MIN_CHUNK_BUDGET_BYTES`` and at most ``BLOCK_BUDGET_BYTES``), at least 1, at
+    most the number of tokens. Each chunk reads the whole weight and adds to the whole
+    weight gradient, so smaller chunks trade time for memory."""
     if budget is None:
-        eighth = max(num_tokens * num_classes * 4 // 8, MIN_CHUNK_BUDGET_BYTES)
-        budget = min(BLOCK_BUDGET_BYTES, eighth)
-    chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_BLOCK)
+        quarter = max(num_tokens * num_classes * 4 // 4, MIN_CHUNK_BUDGET_BYTES)
+        budget = min(BLOCK_BUDGET_BYTES, quarter)
+    chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_CHUNK)
     return max(1, min(chunk, num_tokens))
 
 
@@ -421,7 +428,9 @@ def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     g = a * (coef * jnp.exp(z - lse) - target)
     if dcap is not None:
         g = g * dcap
-    d_hidden = jnp.matmul(g, weight.astype(dtype).T)  # this shard's part (see _fold)
+    # [D, T] then transposed: the transposed operand is the chunk, not the weight (XLA
+    # would otherwise keep a transposed copy of the whole weight)
+    d_hidden = jnp.matmul(weight.astype(dtype), g.T).T  # this shard's part (see _fold)
     d_weight = jnp.matmul(h.astype(dtype).T, g)
     d_bias = jnp.sum(g, 0)
     d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)

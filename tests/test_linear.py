@@ -197,7 +197,7 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
     option, a mask and sample weights: the scalar path against the unfused loss."""
     import jaxloss._linear as linear
 
-    assert linear.token_block_for(7, C, budget=2 * C * 4 * linear._TEMPS_PER_BLOCK) == 2
+    assert linear.token_block_for(7, C, budget=2 * C * 4 * linear._TEMPS_PER_CHUNK) == 2
     monkeypatch.setattr(linear, "token_block_for", lambda n, c, budget=None: 2)
     h, w, b, y, cw = _inputs(rng, n=7)
     y[3] = -100
@@ -231,10 +231,11 @@ def test_single_class_and_default_chunks(rng):
     assert all(np.all(x == 0) for x in g)  # one class: the loss is 0 whatever h and W are
     import jaxloss._linear as linear
 
-    # by default a chunk of tokens holds at most 1/8 of the logits, unless they are small
-    assert linear.token_block_for(2048, 32768) == 64
-    assert linear.token_block_for(8192, 131072) == 64
-    assert linear.token_block_for(512, 5885) == 178  # not 16: 16 MiB of temporaries
+    # by default a chunk of tokens holds at most 1/4 of the logits (and at most 128 MiB),
+    # unless they are small
+    assert linear.token_block_for(2048, 32768) == 512
+    assert linear.token_block_for(8192, 131072) == 256
+    assert linear.token_block_for(512, 5885) == 512  # not 128: 16 MiB of temporaries
     assert linear.token_block_for(64, 400) == 64
 
 
