@@ -53,7 +53,15 @@ def main(argv=None):
     print(f"N={n} D={d} C={c} k={k} ({c // k} classes per device), bfloat16 inputs")
     total = 0
     loops = hlo.count(" while(")
+    trips = {  # loop body -> iterations (XLA's known trip count)
+        body: int(n)
+        for body, n in re.findall(r'body=%?([\w.\-]+).*?"known_trip_count":\{"n":"(\d+)"', hlo)
+    }
+    computation = None
     for line in hlo.splitlines():
+        header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        if header:
+            computation = header.group(1)
         m = re.search(
             r"= (.*?) (all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)"
             r"(-start)?\(",
@@ -67,9 +75,11 @@ def main(argv=None):
             for x in filter(None, dims.split(",")):
                 count *= int(x)
             size += count * {"bf16": 2, "f16": 2, "f32": 4, "s32": 4, "f64": 8}.get(dtype, 4)
-        total += size
-        print(f"  {m.group(2):>10}  {m.group(1)[:60]:<60} {size / 2**10:10.1f} KiB")
-    print(f"total per compiled step (loop bodies counted once): {total / 2**20:.2f} MiB")
+        times = trips.get(computation, 1)
+        total += size * times
+        where = f"x {times} (loop)" if times > 1 else "once"
+        print(f"  {m.group(2):>10}  {m.group(1)[:52]:<52} {size / 2**10:10.1f} KiB {where}")
+    print(f"total per step: {total / 2**20:.2f} MiB")
     shard = n * c // k * 4 / 2**20
     print(f"while loops in the step: {loops}; logits shard [N, C/k]: {shard:.0f} MiB")
 
