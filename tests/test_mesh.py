@@ -36,6 +36,10 @@ SCRIPT = textwrap.dedent(
             x, jnp.log(t), temperature=2.0, reduction="mean"),
         "entropy": lambda x, y, t: jaxloss.entropy(x, reduction="mean"),
         "focal": lambda x, y, t: jaxloss.softmax_focal_loss(x, y, alpha=w, reduction="mean"),
+        "reverse_kl": lambda x, y, t: jaxloss.reverse_kl_divergence(x, t, reduction="mean"),
+        "js": lambda x, y, t: jaxloss.js_divergence(x, t, reduction="mean"),
+        "categorical_focal": lambda x, y, t: jaxloss.categorical_focal_loss(
+            x, t, alpha=w, label_smoothing=0.1, reduction="mean"),
     }
 
     def collectives(hlo):
@@ -351,7 +355,17 @@ def _report():
     return json.loads(line[0][len("REPORT") :])
 
 
-CASES = ["sparse", "categorical", "kl", "kl_with_logits", "entropy", "focal"]
+CASES = [
+    "sparse",
+    "categorical",
+    "kl",
+    "kl_with_logits",
+    "entropy",
+    "focal",
+    "reverse_kl",
+    "js",
+    "categorical_focal",
+]
 FAMILY = [
     "kl",
     "reverse_kl",
