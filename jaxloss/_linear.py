@@ -431,10 +431,37 @@ def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     # [D, T] then transposed: the transposed operand is the chunk, not the weight (XLA
     # would otherwise keep a transposed copy of the whole weight)
     d_hidden = jnp.matmul(weight.astype(dtype), g.T).T  # this shard's part (see _fold)
-    d_weight = jnp.matmul(h.astype(dtype).T, g)
     d_bias = jnp.sum(g, 0)
-    d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
-    return loss[:, 0], d_hidden, d_weight, d_bias, d_cw, lse[:, 0]
+    d_cw = None  # without class weights, nothing reads z after g (XLA writes g over it)
+    if cw is not None:
+        d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
+    return loss[:, 0], d_hidden, g, d_bias, d_cw, lse[:, 0]  # dW += h^T g: see _fold
+
+
+# Bytes of the [D, block] product the fold adds to the dW accumulator at a time.
+_PRODUCT_BUDGET_BYTES = 2**24
+
+
+def _add_product(acc, h, g):
+    """``acc + h^T g`` for ``acc`` ``[D, C]``, a block of columns at a time: the
+    ``[D, C]`` product never exists whole (XLA:CPU would write it out before adding it,
+    a second temporary the size of the weight's gradient)."""
+    d, c = acc.shape
+    block = max(128, _PRODUCT_BUDGET_BYTES // (4 * d) // 128 * 128)
+    if block >= c:
+        return acc + jnp.matmul(h.T, g)
+    num, rest = divmod(c, block)
+
+    def step(i, acc):
+        start = i * block
+        g_blk = jax.lax.dynamic_slice_in_dim(g, start, block, axis=1)
+        acc_blk = jax.lax.dynamic_slice_in_dim(acc, start, block, axis=1)
+        return jax.lax.dynamic_update_slice_in_dim(acc, acc_blk + h.T @ g_blk, start, axis=1)
+
+    acc = jax.lax.fori_loop(0, num, step, acc)
+    if rest:
+        acc = acc.at[:, num * block :].add(jnp.matmul(h.T, g[:, num * block :]))
+    return acc
 
 
 def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
@@ -460,18 +487,21 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     )
 
     def body(acc, x):
-        loss, dh, dw, db, dcw, lse = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
-        return jax.tree.map(jnp.add, acc, (dw, db, dcw)), (loss, dh, lse)
+        loss, dh, g, db, dcw, lse = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
+        dw = _add_product(acc[0], x[0].astype(dtype), g)
+        return (dw, acc[1] + db, None if dcw is None else acc[2] + dcw), (loss, dh, lse)
 
     zeros = (
         jnp.zeros(weight.shape, dtype),
         jnp.zeros(weight.shape[1:], dtype),
-        jnp.zeros(weight.shape[1:], dtype),
+        None if cw is None else jnp.zeros(weight.shape[1:], dtype),
     )
     zeros = _varying(zeros, h, weight, bias, labels, cw, scale)
     (d_weight, d_bias, d_cw), (loss, d_hidden, lse) = jax.lax.scan(body, zeros, xs)
     loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
     d_hidden = _psum(k, d_hidden.reshape(-1, d)[:n])  # the one [N, D] all-reduce
+    if d_cw is None:  # no class weights: nothing to differentiate
+        d_cw = jnp.zeros(weight.shape[1:], dtype)
     return loss, d_hidden, d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
 
 

@@ -222,6 +222,26 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
     check_derivatives(fused, unfused, h, w, b, cw, sw, order=1)
 
 
+def test_fold_adds_the_weight_gradient_in_column_blocks(rng, monkeypatch):
+    """The fold adds h^T g to dW a block of 128 columns at a time (a budget of 128
+    columns at this D); 300 classes leave a remainder of 44. Value and derivatives
+    against the unfused loss (the fold's second order: the test above)."""
+    import jaxloss._linear as linear
+
+    monkeypatch.setattr(linear, "_PRODUCT_BUDGET_BYTES", 4 * D * 128)
+    monkeypatch.setattr(linear, "token_block_for", lambda n, c, budget=None: 3)
+    h, w, b, y, _ = _inputs(rng, n=7, c=300)
+    cw = rng.uniform(0.5, 2.0, 300)
+
+    def fused(h, w, cw):
+        return LCE(h, w, y, bias=b, class_weights=cw, label_smoothing=0.1, reduction="sum")
+
+    def unfused(h, w, cw):
+        return _unfused(h, w, y, bias=b, class_weights=cw, label_smoothing=0.1, reduction="sum")
+
+    check_derivatives(fused, unfused, h, w, cw, order=1)
+
+
 def test_single_class_and_default_chunks(rng):
     h, w, b, y, _ = _inputs(rng, c=1)
     for reduction in ("none", "mean"):

@@ -97,38 +97,36 @@ SCRIPT = textwrap.dedent(
                 return jax.shard_map(functools.partial(local, reduction="sum"), mesh=mesh,
                                      in_specs=specs, out_specs=P())(x, tgt, w, keep)
 
-            def per_example(x, tgt, w):
-                return jax.shard_map(functools.partial(local, reduction="none"), mesh=mesh,
-                                     in_specs=specs, out_specs=row)(x, tgt, w, keep)
-
             def ref(x, tgt, w):
                 return fn(x, tgt, class_weights=w, where=keep, reduction="sum", **opts)
 
             key = f"shard_map{shape}/{'sparse' if sparse else 'categorical'}"
             try:
                 errs = []
-                v, g = jax.jit(jax.value_and_grad(total, (0, 2)))(x, tgt, w)
-                v0, g0 = jax.value_and_grad(ref, (0, 2))(x, tgt, w)
+                dx = jnp.asarray(rng.standard_normal(x.shape).astype(np.float32))
+
+                # value, both gradients, and along dx the value's jvp and a
+                # Hessian-vector product, in one program (forward over reverse)
+                def program(loss_fn, x, tgt, w):
+                    vg = lambda x: jax.value_and_grad(loss_fn, (0, 2))(x, tgt, w)
+                    return jax.jvp(vg, (x,), (dx,))
+
+                (v, g), (tan, hvp) = jax.jit(functools.partial(program, total))(x, tgt, w)
+                (v0, g0), (tan0, hvp0) = program(ref, x, tgt, w)
                 errs += [abs(float(v - v0)) / abs(float(v0)),
                          float(np.max(np.abs(g[0] - g0[0]))), float(np.max(np.abs(g[1] - g0[1])))]
-                ref_none = fn(x, tgt, class_weights=w, where=keep, **opts)
-                errs.append(float(np.max(np.abs(jax.jit(per_example)(x, tgt, w) - ref_none))))
-                dx = rng.standard_normal(x.shape).astype(np.float32)
-                tan = jax.jvp(lambda x: total(x, tgt, w), (x,), (dx,))[1]
-                tan0 = jax.jvp(lambda x: ref(x, tgt, w), (x,), (dx,))[1]
-                errs.append(abs(float(tan - tan0)))
-                # Hessian-vector product (forward over reverse)
-                hvp = jax.jvp(jax.grad(lambda x: total(x, tgt, w)), (x,), (dx,))[1]
-                hvp0 = jax.jvp(jax.grad(lambda x: ref(x, tgt, w)), (x,), (dx,))[1]
-                errs.append(float(np.max(np.abs(hvp - hvp0))))
-                # the z-loss term for logging (return_z_loss), per example
-                z_local = jax.shard_map(
+                # per-example values, and the z-loss term for logging (return_z_loss)
+                both = jax.shard_map(
                     lambda x, tgt, w, keep: fn(x, tgt, class_weights=w, where=keep,
                                                axis_name="model", return_z_loss=True,
-                                               **opts)[1],
-                    mesh=mesh, in_specs=specs, out_specs=row)
-                z0 = fn(x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts)[1]
-                errs.append(float(np.max(np.abs(jax.jit(z_local)(x, tgt, w, keep) - z0))))
+                                               **opts),
+                    mesh=mesh, in_specs=specs, out_specs=(row, row))
+                values, z = jax.jit(both)(x, tgt, w, keep)
+                values0, z0 = fn(x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts)
+                errs.append(float(np.max(np.abs(values - values0))))
+                errs.append(abs(float(tan - tan0)))
+                errs.append(float(np.max(np.abs(hvp[0] - hvp0[0]))))
+                errs.append(float(np.max(np.abs(z - z0))))
                 # vmap of per-example gradients, inside shard_map
                 def one(xr, tr, kr, w, axis_name=None):
                     return fn(xr[None], tr[None], class_weights=w, where=kr[None],
