@@ -42,21 +42,23 @@ BLOCK_BUDGET_BYTES = 2**27
 # matrix-vector products, each reading the whole weight.
 MIN_CHUNK_BUDGET_BYTES = 2**24
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
-# The fold-early path's chunk: XLA fuses its logits, softmax and gradient coefficient
-# into about one [chunk, C] float32 temporary (2048 x 512 x 32768 in float32 compiles
-# to 133 MiB: the 64 MiB dW accumulator, 8 MiB of dh, and one [512, C] array). Each
-# chunk adds its h^T g to the whole dW accumulator, so on CPU small chunks cost time:
-# at that shape 64-token chunks measured 1.28-1.44x the unfused step, 256 tokens
-# 1.07-1.10x and 512 tokens 1.00-1.06x (docs/performance.md, "The fused head").
+# The fold-early path's chunk: its logits and its gradient coefficient are each one
+# [chunk, C] float32 array (2048 x 512 x 32768 in float32 compiles to 133 MiB, two
+# [512, C] arrays and a [D, block] product; the dW accumulator is the output's own
+# buffer). Each chunk reads and rewrites the whole dW accumulator, so on CPU small
+# chunks cost time: at that shape 64-token chunks measured 1.28-1.67x the unfused
+# step, 256 tokens 1.07-1.15x and 512 tokens 1.00-1.06x (docs/performance.md, "The
+# fused head"). The budget counts one array.
 _TEMPS_PER_CHUNK = 1
 
 
 def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
-    """Tokens per chunk of the fold-early path: ``[chunk, C]`` float32 temporaries
-    within ``budget`` bytes (default: 1/4 of the logits' size, at least
-    ``MIN_CHUNK_BUDGET_BYTES`` and at most ``BLOCK_BUDGET_BYTES``), at least 1, at
-    most the number of tokens. Each chunk reads the whole weight and adds to the whole
-    weight gradient, so smaller chunks trade time for memory."""
+    """Tokens per chunk of the fold-early path: a ``[chunk, C]`` float32 array within
+    ``budget`` bytes (default: 1/4 of the logits' size, at least
+    ``MIN_CHUNK_BUDGET_BYTES`` and at most ``BLOCK_BUDGET_BYTES``; a chunk keeps two
+    such arrays), at least 1, at most the number of tokens. Each chunk reads the whole
+    weight and adds to the whole weight gradient, so smaller chunks trade time for
+    memory."""
     if budget is None:
         quarter = max(num_tokens * num_classes * 4 // 4, MIN_CHUNK_BUDGET_BYTES)
         budget = min(BLOCK_BUDGET_BYTES, quarter)
