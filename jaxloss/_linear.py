@@ -37,10 +37,10 @@ from . import _checks, _numerics, _reduction, _softmax
 
 # Bytes of [tokens, block] float32 temporaries a block may use when block_size is None.
 BLOCK_BUDGET_BYTES = 2**27
-# Below this, a chunk of tokens is not made smaller to stay within a fraction of the
-# logits: they are small anyway, and one-token chunks would turn the matmuls into
-# matrix-vector products, each reading the whole weight.
-MIN_CHUNK_BUDGET_BYTES = 2**24
+# A chunk of tokens is not made smaller than this to stay within its budget: chunks of
+# a token or two would turn the matmuls into matrix-vector products, each reading the
+# whole weight.
+MIN_CHUNK_TOKENS = 64
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
 # The fold-early path's chunk: its logits and its gradient coefficient are each one
 # [chunk, C] float32 array (2048 x 512 x 32768 in float32 compiles to 133 MiB, two
@@ -54,16 +54,17 @@ _TEMPS_PER_CHUNK = 1
 
 def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
     """Tokens per chunk of the fold-early path: a ``[chunk, C]`` float32 array within
-    ``budget`` bytes (default: 1/4 of the logits' size, at least
-    ``MIN_CHUNK_BUDGET_BYTES`` and at most ``BLOCK_BUDGET_BYTES``; a chunk keeps two
-    such arrays), at least 1, at most the number of tokens. Each chunk reads the whole
-    weight and adds to the whole weight gradient, so smaller chunks trade time for
-    memory."""
+    ``budget`` bytes (a chunk keeps two such arrays), at least 1, at most the number of
+    tokens. The default budget is 1/4 of the logits' size, at most
+    ``BLOCK_BUDGET_BYTES``, with chunks of at least ``MIN_CHUNK_TOKENS`` tokens (or
+    every token, if there are fewer). Each chunk reads the whole weight and adds to
+    the whole weight gradient, so smaller chunks trade time for memory."""
+    floor = 1
     if budget is None:
-        quarter = max(num_tokens * num_classes * 4 // 4, MIN_CHUNK_BUDGET_BYTES)
-        budget = min(BLOCK_BUDGET_BYTES, quarter)
+        budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // 4)
+        floor = min(MIN_CHUNK_TOKENS, num_tokens)
     chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_CHUNK)
-    return max(1, min(chunk, num_tokens))
+    return max(floor, min(chunk, num_tokens), 1)
 
 
 def block_size_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:

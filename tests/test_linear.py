@@ -252,11 +252,13 @@ def test_single_class_and_default_chunks(rng):
     import jaxloss._linear as linear
 
     # by default a chunk of tokens holds at most 1/4 of the logits (and at most 128 MiB),
-    # unless they are small
+    # and at least 64 tokens
     assert linear.token_block_for(2048, 32768) == 512
     assert linear.token_block_for(8192, 131072) == 256
-    assert linear.token_block_for(512, 5885) == 512  # not 128: 16 MiB of temporaries
-    assert linear.token_block_for(64, 400) == 64
+    assert linear.token_block_for(512, 5885) == 128
+    assert linear.token_block_for(512, 100) == 128
+    assert linear.token_block_for(300, 10**6) == 64  # 244 MiB: the 64-token floor
+    assert linear.token_block_for(40, 400) == 40
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
