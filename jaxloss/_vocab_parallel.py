@@ -61,24 +61,20 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
         return jnp.squeeze(_numerics.mask_rows(z_term, mask_c), self.axis)
 
     def weights(self, arrays, mask, dtype):
-        logits, targets, class_weights = arrays
-        if class_weights is None:
-            return _reduction.count_weights(mask, dtype)
-        w = _numerics.valid_weights(class_weights.astype(dtype))
+        _, targets, class_weights = arrays
         if self.sparse:
-            y, inside = _local_labels(self, logits, targets)
-            w_y = jnp.where(inside, _softmax.take(w, y), 0)
-        else:
-            cw = _softmax.along_classes(w, self.axis, logits.ndim, dtype)
-            w_y = jnp.sum(cw * targets.astype(dtype), self.axis)
-        return _numerics.mask_rows(jax.lax.psum(w_y, self.axis_name), mask)
+            return _reduction.sparse_example_weights(
+                mask, targets, class_weights, dtype, self.axis_name
+            )
+        return _reduction.soft_example_weights(
+            mask, targets, class_weights, self.axis, dtype, self.axis_name
+        )
 
 
 def _local_labels(k, logits, labels):
-    """Labels as indices into the local shard, and whether the shard holds them."""
-    local = logits.shape[k.axis]
-    y = labels - jax.lax.axis_index(k.axis_name).astype(labels.dtype) * local
-    inside = (y >= 0) & (y < local)
+    """Labels as indices into the local shard (0 where another shard holds them, to be
+    read as nothing), and whether the shard holds them."""
+    y, inside = _softmax.shard_labels(labels, logits.shape[k.axis], k.axis_name)
     return jnp.where(inside, y, 0), inside
 
 
