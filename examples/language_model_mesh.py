@@ -4,18 +4,18 @@ its head split over "model": ``linear_cross_entropy(..., axis_name="model")``.
 The model, corpus and tokenizer are those of ``language_model.py``. The batch is split
 over "data"; the tied embedding (the head's weight) is split along the vocabulary over
 "model", so each device holds ``[C / 4, D]`` of it. The head runs inside
-``jax.shard_map``: each device folds its own vocabulary shard, block by block, and the
-devices exchange a few numbers per token and, in the backward pass, the hidden states'
+``jax.shard_map``: each device works through its own vocabulary shard a chunk of tokens
+at a time, and the devices exchange a few numbers per token and the hidden states'
 gradient. The rest of the model is left to the compiler (plain ``jit``).
 
 The run prints the training loss and held-out perplexity, then, side by side for this
 fused vocabulary-parallel head and the unfused head (``h @ E.T`` on the same mesh,
 then the cross-entropy on class-sharded logits): the bytes every collective of one
 training step moves (read from the compiled HLO), and the per-device memory of the
-head's logits that the fused head never allocates.
+head's logits, of which the fused head holds one chunk at a time.
 
     pip install -e ".[examples]"
-    python examples/language_model_mesh.py               # a few minutes on 2 CPU cores
+    python examples/language_model_mesh.py               # about two minutes on 2 CPU cores
     python examples/language_model_mesh.py --steps 3 --corpus-mb 0.05 --vocab-size 400
 """
 
@@ -237,12 +237,12 @@ def main(argv=None) -> dict:
         if part == "step":
             a, b = (sum(r["collective_bytes"].values()) / 2**10 for r in (fused, unfused))
             print(f"  {title}, all collective bytes{'':<21}{a:>10.1f} KiB{b:>12.1f} KiB")
-        a, b = (r["temp_bytes"] / 2**20 for r in (fused, unfused))
-        print(f"  {title}, compiled temporaries{'':<22}{a:>10.1f} MiB{b:>12.1f} MiB")
+        a, b = (r["temp_bytes"] / 2**10 for r in (fused, unfused))
+        print(f"  {title}, compiled temporaries{'':<22}{a:>10.1f} KiB{b:>12.1f} KiB")
     logits_shard = local_tokens * local_vocab * 4
     print(
-        f"  the head's logits [N/{MESH[0]}, C/{MESH[1]}] in float32: "
-        f"{logits_shard / 2**20:.1f} MiB per device, never allocated by the fused head"
+        f"  the unfused head's logits [N/{MESH[0]}, C/{MESH[1]}] in float32: "
+        f"{logits_shard / 2**20:.1f} MiB per device; the fused head holds a chunk of them"
     )
     return {
         "vocab": vocab,

@@ -224,9 +224,7 @@ def _run(
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
     )
     residuals = _checks.check_residuals(residuals, fn)
-    if axis_name is not None:  # the class axis is split over a shard_map axis
-        if not isinstance(axis_name, str):
-            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+    if _checks.check_axis_name(axis_name, fn) is not None:  # classes split over shard_map
         kernel = _vocab_parallel.VocabParallelCrossEntropy(axis_name=axis_name, **options)
     else:
         kernel = CrossEntropy(remat=not _softmax.keep_softmax(residuals, logits), **options)

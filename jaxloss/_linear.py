@@ -43,12 +43,12 @@ BLOCK_BUDGET_BYTES = 2**27
 MIN_CHUNK_TOKENS = 64
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
 # The fold-early path's chunk: its logits and its gradient coefficient are each one
-# [chunk, C] float32 array (2048 x 512 x 32768 in float32 compiles to 133 MiB, two
-# [512, C] arrays and a [D, block] product; the dW accumulator is the output's own
-# buffer). Each chunk reads and rewrites the whole dW accumulator, so on CPU small
-# chunks cost time: at that shape 64-token chunks measured 1.28-1.67x the unfused
-# step, 256 tokens 1.07-1.15x and 512 tokens 1.00-1.06x (docs/performance.md, "The
-# fused head"). The budget counts one array.
+# [chunk, C] float32 array (2048 x 512 x 32768 in float32 compiles to 133 MiB, mostly
+# two [512, C] arrays; the float32 dW accumulator is the output's own buffer). Each
+# chunk reads and rewrites the whole dW accumulator, so on CPU small chunks cost time:
+# at that shape 64-token chunks measured 1.28-1.67x the unfused step, 256 tokens
+# 1.07-1.15x and 512 tokens 1.00-1.06x (docs/performance.md, "The fused head"). The
+# budget counts one array.
 _TEMPS_PER_CHUNK = 1
 
 
@@ -62,7 +62,8 @@ def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None
     floor = 1
     if budget is None:
         budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // 4)
-        floor = min(MIN_CHUNK_TOKENS, num_tokens)
+        # the floor never takes a chunk past BLOCK_BUDGET_BYTES
+        floor = min(MIN_CHUNK_TOKENS, num_tokens, BLOCK_BUDGET_BYTES // (max(num_classes, 1) * 4))
     chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_CHUNK)
     return max(floor, min(chunk, num_tokens), 1)
 
@@ -103,10 +104,8 @@ class LinearCrossEntropy(_reduction.Kernel):
         return _linear_ce(self, *arrays, mask)
 
     def weights(self, arrays, mask, dtype):
-        if self.axis_name is None or arrays[4] is None:
-            return _reduction.sparse_example_weights(mask, arrays[3], arrays[4], dtype)
-        w_y = _label_weight(self, _class_weights(arrays[4], dtype), arrays[3], dtype)
-        return _numerics.mask_rows(w_y, mask)
+        labels, class_weights = arrays[3], arrays[4]
+        return _reduction.sparse_example_weights(mask, labels, class_weights, dtype, self.axis_name)
 
     def total(self, arrays, mask, scale):
         hidden = arrays[0]
@@ -441,7 +440,8 @@ def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     return loss[:, 0], d_hidden, g, d_bias, d_cw, lse[:, 0]  # dW += h^T g: see _fold
 
 
-# Bytes of the [D, block] product the fold adds to the dW accumulator at a time.
+# Bytes of the [D, block] product the fold adds to the dW accumulator at a time (about:
+# a block has at least 128 columns).
 _PRODUCT_BUDGET_BYTES = 2**24
 
 
@@ -450,7 +450,7 @@ def _add_product(acc, h, g):
     ``[D, C]`` product never exists whole (XLA:CPU would write it out before adding it,
     a second temporary the size of the weight's gradient)."""
     d, c = acc.shape
-    block = max(128, _PRODUCT_BUDGET_BYTES // (4 * d) // 128 * 128)
+    block = max(128, _PRODUCT_BUDGET_BYTES // (acc.dtype.itemsize * d) // 128 * 128)
     if block >= c:
         return acc + jnp.matmul(h.T, g)
     num, rest = divmod(c, block)
@@ -462,8 +462,10 @@ def _add_product(acc, h, g):
         return jax.lax.dynamic_update_slice_in_dim(acc, acc_blk + h.T @ g_blk, start, axis=1)
 
     acc = jax.lax.fori_loop(0, num, step, acc)
-    if rest:
-        acc = acc.at[:, num * block :].add(jnp.matmul(h.T, g[:, num * block :]))
+    if rest:  # the last columns, as one more (narrower) block
+        start = num * block
+        last = acc[:, start:] + jnp.matmul(h.T, g[:, start:])
+        acc = jax.lax.dynamic_update_slice_in_dim(acc, last, start, axis=1)
     return acc
 
 
@@ -503,8 +505,6 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     (d_weight, d_bias, d_cw), (loss, d_hidden, lse) = jax.lax.scan(body, zeros, xs)
     loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
     d_hidden = _psum(k, d_hidden.reshape(-1, d)[:n])  # the one [N, D] all-reduce
-    if d_cw is None:  # no class weights: nothing to differentiate
-        d_cw = jnp.zeros(weight.shape[1:], dtype)
     return loss, d_hidden, d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
 
 
@@ -656,9 +656,7 @@ def linear_cross_entropy(
     num_classes = shard_classes = weight.shape[1]
     if num_classes == 0:
         raise ValueError(f"{fn}: weight of shape {tuple(weight.shape)} has no classes")
-    if axis_name is not None:  # the vocabulary is split over a shard_map axis
-        if not isinstance(axis_name, str):
-            raise TypeError(f"{fn}: axis_name must be a mesh axis name (str), got {axis_name!r}")
+    if _checks.check_axis_name(axis_name, fn) is not None:  # vocabulary split over shard_map
         num_classes = shard_classes * jax.lax.axis_size(axis_name)
     _checks.check_integer(labels, "labels", fn, "")
     batch = tuple(hidden.shape[:-1])
