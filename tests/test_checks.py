@@ -48,3 +48,30 @@ def test_unchecked_calls_have_no_check_cost_or_error():
     x = jnp.zeros((2, 3))
     out = jax.jit(jaxloss.sparse_categorical_cross_entropy)(x, jnp.array([0, 3]))
     assert np.isnan(out[1])
+
+
+def test_axis_name_outside_shard_map_names_the_argument():
+    """axis_name= is for calls inside jax.shard_map: outside one, every loss that takes
+    it raises at trace time, naming the argument; a non-string is a TypeError."""
+    x, t, y = jnp.zeros((2, 4)), jnp.full((2, 4), 0.25), jnp.array([0, 1])
+    calls = {
+        "sparse_categorical_cross_entropy": lambda a: jaxloss.sparse_categorical_cross_entropy(
+            x, y, axis_name=a
+        ),
+        "categorical_cross_entropy": lambda a: jaxloss.categorical_cross_entropy(x, t, axis_name=a),
+        "kl_divergence": lambda a: jaxloss.kl_divergence(x, t, axis_name=a),
+        "reverse_kl_divergence": lambda a: jaxloss.reverse_kl_divergence(x, t, axis_name=a),
+        "kl_divergence_with_logits": lambda a: jaxloss.kl_divergence_with_logits(x, x, axis_name=a),
+        "js_divergence": lambda a: jaxloss.js_divergence(x, t, axis_name=a),
+        "entropy": lambda a: jaxloss.entropy(x, axis_name=a),
+        "softmax_focal_loss": lambda a: jaxloss.softmax_focal_loss(x, y, axis_name=a),
+        "categorical_focal_loss": lambda a: jaxloss.categorical_focal_loss(x, t, axis_name=a),
+        "linear_cross_entropy": lambda a: jaxloss.linear_cross_entropy(
+            x, jnp.zeros((4, 3)), y, axis_name=a
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"{name}: axis_name='model' is not an axis"):
+            call("model")
+        with pytest.raises(TypeError, match=rf"{name}: axis_name must be a mesh axis name"):
+            call(3)
