@@ -185,12 +185,6 @@ SCRIPT = textwrap.dedent(
             yk, False, True),
         "categorical_focal": (lambda x, o, w, **kw: jaxloss.categorical_focal_loss(
             x, o, alpha=w, label_smoothing=0.1, **kw), tk, True, True),
-        # the cross-entropies again, for their weighted mean
-        "sparse_ce": (lambda x, o, w, **kw: jaxloss.sparse_categorical_cross_entropy(
-            x, o, class_weights=w, label_smoothing=0.1, ignore_index=-100, **kw),
-            yk, False, True),
-        "categorical_ce": (lambda x, o, w, **kw: jaxloss.categorical_cross_entropy(
-            x, o, class_weights=w, z_loss=1e-3, **kw), tk, True, True),
     }
     for name, (loss, other, split, weighted) in family.items():
         o_spec = P("data", "model") if split else P("data")
@@ -385,8 +379,6 @@ FAMILY = [
     "softmax_focal",
     "softmax_focal_smoothed",
     "categorical_focal",
-    "sparse_ce",
-    "categorical_ce",
 ]
 
 
