@@ -299,6 +299,23 @@ SCRIPT = textwrap.dedent(
                 # the collectives of reverse mode alone (the program above also has the
                 # forward-mode ones, which XLA may combine with them)
                 hlo = jax.jit(jax.grad(total, (0, 1, 2, 3))).lower(*args).compile().as_text()
+                if data is None and reduction == "none":  # vmap of per-token gradients
+                    def one(hr, yr, kr, wt, b, cw, axis_name=None):
+                        return jaxloss.linear_cross_entropy(
+                            hr[None], wt, yr[None], bias=b, class_weights=cw, where=kr[None],
+                            axis_name=axis_name, reduction="sum", **lopts)
+
+                    per_token = jax.shard_map(
+                        lambda h, y, keep, wt, b, cw: jax.vmap(
+                            jax.grad(one, (0, 3)), (0, 0, 0, None, None, None, None))(
+                            h, y, keep, wt, b, cw, "model"),
+                        mesh=mesh, in_specs=(P(), P(), P(), P(None, "model"), P("model"),
+                                             P("model")),
+                        out_specs=(P(), P(None, None, "model")))
+                    g_tok = jax.jit(per_token)(h, yl, kl, wt, bias, cwl)
+                    g_tok0 = jax.vmap(jax.grad(one, (0, 3)), (0, 0, 0, None, None, None))(
+                        h, yl, kl, wt, bias, cwl)
+                    errs.append(max(float(np.max(np.abs(a - b))) for a, b in zip(g_tok, g_tok0)))
                 local_n = nl // (2 if data else 1)
                 local_c = cl // 4 if data else cl // 8
                 report[key] = {"errs": errs, "sizes": collectives(hlo),
@@ -440,8 +457,9 @@ def test_class_sharded_meshes():
         if "error" in r:
             failures.append(f"{key}: {r['error']}")
             continue
-        rel_value, g_h, g_w, g_b, g_cw, jvp, hvp = r["errs"]
+        rel_value, g_h, g_w, g_b, g_cw, jvp, hvp, *vmap = r["errs"]  # vmap: flat, "none"
         ok = rel_value < 1e-6 and max(g_h, g_w, g_b, g_cw) < 1e-5 and jvp < 1e-4 and hvp < 1e-4
+        ok = ok and (len(vmap) == (key == "linear(8,)/none")) and max(vmap, default=0) < 1e-5
         n_, d_, c_ = r["n"], r["d"], r["c"]
         bound = max(n_ * d_, (d_ + 2) * c_ + 8, 8 * n_)  # + a few scalars XLA may combine
         if not (ok and r["sizes"] and max(r["sizes"]) <= bound < n_ * c_ + 1):
