@@ -114,9 +114,9 @@ def batches(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator)
     return jnp.asarray(window[:, :-1]), jnp.asarray(window[:, 1:])
 
 
-def main(argv=None) -> dict:
-    parser = make_parser(__doc__, __file__)
-    parser.add_argument("--steps", type=int, default=300, help="Number of AdamW training steps.")
+def add_arguments(parser, steps: int = 300) -> None:
+    """The options of the language-model examples (this one and the mesh one)."""
+    parser.add_argument("--steps", type=int, default=steps, help="Number of AdamW training steps.")
     parser.add_argument(
         "--corpus-mb",
         type=float,
@@ -148,6 +148,11 @@ def main(argv=None) -> dict:
         default=0,
         help="Seed of the initialization, the training batches and the held-out batches.",
     )
+
+
+def main(argv=None) -> dict:
+    parser = make_parser(__doc__, __file__)
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     describe_backend()

@@ -43,7 +43,13 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _shared import describe_backend, make_parser  # noqa: E402
-from language_model import DecoderLM, batches, stdlib_corpus, train_tokenizer  # noqa: E402
+from language_model import (  # noqa: E402
+    DecoderLM,
+    add_arguments,
+    batches,
+    stdlib_corpus,
+    train_tokenizer,
+)
 
 import jaxloss  # noqa: E402
 
@@ -112,26 +118,10 @@ def make_head_losses(mesh):
 
 def main(argv=None) -> dict:
     parser = make_parser(__doc__, __file__)
-    parser.add_argument("--steps", type=int, default=200, help="Number of AdamW training steps.")
-    parser.add_argument(
-        "--corpus-mb", type=float, default=4.0, help="Size of the corpus in MiB (stdlib source)."
-    )
-    parser.add_argument(
-        "--vocab-size", type=int, default=32768, help="Vocabulary size of the BPE tokenizer."
-    )
-    parser.add_argument("--dim", type=int, default=128, help="Width of the model.")
-    parser.add_argument("--layers", type=int, default=2, help="Number of transformer blocks.")
-    parser.add_argument("--heads", type=int, default=4, help="Attention heads in each block.")
-    parser.add_argument("--seq-len", type=int, default=64, help="Tokens per training sequence.")
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=16,
-        help="Sequences per batch (a multiple of 2, the data axis).",
-    )
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW's learning rate.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the model and the batches.")
+    add_arguments(parser, steps=200)
     args = parser.parse_args(argv)
+    if args.batch % MESH[0]:
+        parser.error(f"--batch must be a multiple of {MESH[0]}, the data axis; got {args.batch}")
     if len(jax.devices()) < MESH[0] * MESH[1]:
         raise SystemExit(
             f"needs {MESH[0] * MESH[1]} devices, found {len(jax.devices())}: run it as a "
