@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _softmax, _vocab_parallel
+from . import _checks, _long_rows, _numerics, _reduction, _softmax, _vocab_parallel
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
@@ -41,6 +41,10 @@ class CrossEntropy(_reduction.Kernel):
     z_loss: float = 0.0
     ignore_index: int | None = None
     remat: bool = True
+    # None, or a _softmax.RowSplit: the long-rows view of XLA:CPU (jaxloss/_long_rows.py).
+    # Inside shard_map the classes are split by _vocab_parallel's kernel instead, which
+    # stacks its collectives into one psum.
+    axis_name: _softmax.RowSplit | None = None
 
     def mask(self, arrays, where):
         labels = arrays[1] if self.sparse else None
@@ -64,12 +68,18 @@ class CrossEntropy(_reduction.Kernel):
     def values(self, arrays, mask):
         return _cross_entropy(self, *arrays, mask)
 
+    def roles(self):
+        return ("classes", "example" if self.sparse else "classes", "vector")
+
+    def split(self, parts):
+        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
+
     def aux(self, arrays, mask):
         """``z lse**2`` per example: the same row statistics as the loss's forward
         pass, which XLA computes once for both (tests/test_cross_entropy.py counts
         the exponentials of the compiled program)."""
         logits = jax.lax.stop_gradient(arrays[0])
-        stats = _softmax.forward_row_stats(self.axis, logits, None)
+        stats = _softmax.forward_row_stats(self.axis, logits, None, self.axis_name)
         z_term = self.z_loss * jnp.squeeze(stats.lse, self.axis) ** 2
         return _numerics.mask_rows(z_term, mask)
 
@@ -88,24 +98,48 @@ def _class_weights(k, class_weights, ndim, dtype):
     return _softmax.along_classes(w, k.axis, ndim, dtype)
 
 
+def _label_terms(k, logits, labels, class_weights, dtype):
+    """``x_y`` and ``w_y`` per example (class axis kept; ``w_y`` 1 without class
+    weights, NaN for an invalid one). With ``k.axis_name``, read on the shard that holds
+    the label and shared with the others."""
+    y, inside = _softmax.shard_labels(labels, logits.shape[k.axis], k.axis_name)
+    x_y = _softmax.take_label(logits, y, k.axis).astype(dtype)
+    w_y = _softmax.label_weight(class_weights, y, k.axis, dtype)
+    if class_weights is not None:
+        w_y = _numerics.valid_weights(w_y)
+    if inside is None:
+        return x_y, w_y
+    inside = jnp.expand_dims(inside, k.axis)
+    if class_weights is None:
+        return _softmax.shard_sum(jnp.where(inside, x_y, 0), k.axis_name), w_y
+    return _softmax.shard_sum((jnp.where(inside, x_y, 0), jnp.where(inside, w_y, 0)), k.axis_name)
+
+
+def _targets_ok(k, targets):
+    """Whether every soft target of the row is in [0, 1] (class axis kept), on every
+    shard."""
+    ok = _numerics.unit_rows(targets, k.axis)
+    if k.axis_name is None:
+        return ok
+    return _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
+
+
 def _value(k, logits, targets, class_weights, mask):
     dtype = _numerics.compute_dtype(logits)
-    num_classes = logits.shape[k.axis]
-    stats = _softmax.forward_row_stats(k.axis, logits, None)  # masked rows: dropped below
+    num_classes = _softmax.num_classes(logits, k.axis, k.axis_name)
+    # masked rows: dropped below
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
     x = logits.astype(dtype)
     w = _class_weights(k, class_weights, x.ndim, dtype)
     b = k.smoothing / num_classes
     if k.sparse:
         # (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c)
-        w_y = _softmax.label_weight(class_weights, targets, k.axis, dtype)
-        if class_weights is not None:
-            w_y = _numerics.valid_weights(w_y)
-        h_y = _softmax.half_nll(_softmax.take_label(logits, targets, k.axis).astype(dtype), stats)
-        half = _numerics.times((1 - k.smoothing) * w_y, h_y)
+        x_y, w_y = _label_terms(k, logits, targets, class_weights, dtype)
+        half = _numerics.times((1 - k.smoothing) * w_y, _softmax.half_nll(x_y, stats))
         if k.smoothing:
             bw = b if w is None else b * w
-            half = half + jnp.sum(
-                _numerics.times(bw, _softmax.half_nll(x, stats)), k.axis, keepdims=True
+            half = half + _softmax.row_sum(
+                _numerics.times(bw, _softmax.half_nll(x, stats)), k.axis, k.axis_name
             )
         loss = 2 * half
         loss = jnp.where(_softmax.labels_ok(targets, num_classes, k.axis), loss, jnp.nan)
@@ -116,7 +150,7 @@ def _value(k, logits, targets, class_weights, mask):
             s = w * s
         terms = _numerics.times(s, _softmax.half_nll(x, stats))
         loss = _numerics.nan_where_not(
-            _numerics.unit_rows(targets, k.axis), 2 * jnp.sum(terms, k.axis, keepdims=True)
+            _targets_ok(k, targets), 2 * _softmax.row_sum(terms, k.axis, k.axis_name)
         )
     if k.z_loss:
         loss = loss + k.z_loss * stats.lse**2
@@ -125,7 +159,7 @@ def _value(k, logits, targets, class_weights, mask):
 
 
 def _stats(k, logits, targets, class_weights, mask):
-    return _softmax.row_stats(k.axis, logits, mask)
+    return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
 
 
 def _tangent(
@@ -136,7 +170,7 @@ def _tangent(
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
-    num_classes = x.shape[k.axis]
+    num_classes = _softmax.num_classes(x, k.axis, k.axis_name)
     w = _class_weights(k, class_weights, x.ndim, dtype)
     b = k.smoothing / num_classes
     ok = None
@@ -144,29 +178,48 @@ def _tangent(
         ok = _softmax.labels_ok(targets, num_classes, k.axis)
         if mask_c is not None:  # a masked row's label may be anything
             ok = ok | ~mask_c
-        t = _softmax.one_hot(targets, x.shape, k.axis, dtype)
+        y, inside = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
     else:
         t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-        ok = _numerics.unit_rows(targets, k.axis)  # NaN for a target outside [0, 1]
+        ok = _targets_ok(k, targets)  # NaN for a target outside [0, 1]
         if mask_c is not None:
             ok = ok | ~mask_c
-    t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
-    s = t_smooth if w is None else w * t_smooth
+        t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+        s = t_smooth if w is None else w * t_smooth
     out = 0
     if d_logits is not None:
+        dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
         if k.sparse:  # S = (1 - eps) w_y + (eps / C) sum_c w_c
-            w_y = _softmax.label_weight(class_weights, targets, k.axis, dtype)
-            if class_weights is not None:
-                w_y = _numerics.valid_weights(w_y)
-            coef = (1 - k.smoothing) * w_y + (k.smoothing if w is None else b * jnp.sum(w))
+            _, w_y = _label_terms(k, logits, targets, class_weights, dtype)
+            if w is None:
+                coef = (1 - k.smoothing) * w_y + k.smoothing
+            else:
+                w_sum = _softmax.shard_sum(jnp.sum(w), k.axis_name)
+                coef = (1 - k.smoothing) * w_y + b * w_sum
         else:
-            coef = jnp.sum(s, k.axis, keepdims=True)
+            coef = _softmax.row_sum(s, k.axis, k.axis_name)
         if k.z_loss:
             coef = coef + 2 * k.z_loss * stats.lse
         coef = _numerics.nan_where_not(ok, coef)  # a NaN gradient for bad labels or targets
-        g = coef * _softmax.softmax(x, stats, None if k.remat else logits.dtype) - s
-        dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
-        out = out + jnp.sum(g * dx, k.axis, keepdims=True)
+        p = _softmax.softmax(x, stats, None if k.remat else logits.dtype)
+        if k.sparse and logits.dtype.itemsize >= 4:
+            # g = coef p - (eps / C) w - (1 - eps) w_y [c == y]; the label's term is a
+            # gather of dx (a scatter in reverse mode, in place in the gradient), not a
+            # one-hot the logits' size (which XLA:CPU writes out when it cannot fuse the
+            # comparison). For 16-bit logits the gradient is rounded after the
+            # subtraction, in the one elementwise pass below.
+            g = coef * p - (b if w is None else b * w) if k.smoothing else coef * p
+            dx_y = _softmax.take_label(dx, y, k.axis)
+            if inside is not None:  # only the shard that holds the label
+                dx_y = jnp.where(jnp.expand_dims(inside, k.axis), dx_y, 0)
+            label_term = (1 - k.smoothing) * w_y * dx_y
+            out = out + jnp.sum(g * dx, k.axis, keepdims=True) - label_term
+        else:
+            if k.sparse:
+                t = _softmax.one_hot(y, x.shape, k.axis, dtype)
+                t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+                s = t_smooth if w is None else w * t_smooth
+            out = out + jnp.sum((coef * p - s) * dx, k.axis, keepdims=True)
     if d_targets is not None or d_cw is not None:
         # -log p_c, taken as 0 for a class masked by a -inf logit
         nlp = jnp.where(x > -jnp.inf, 2 * _softmax.half_nll(x, stats), 0)
@@ -177,9 +230,14 @@ def _tangent(
                 dt = w * dt
             out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
         if d_cw is not None:
+            if k.sparse:
+                t = _softmax.one_hot(y, x.shape, k.axis, dtype)
+                t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
             out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, stats.sum_exp.shape)
+    if k.axis_name is not None:  # every shard's share of the tangent
+        out = _softmax.shard_sum(out, k.axis_name)
     if ok is not None:
         out = jnp.where(ok, out, jnp.nan)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
@@ -229,9 +287,10 @@ def _run(
     else:
         kernel = CrossEntropy(remat=not _softmax.keep_softmax(residuals, logits), **options)
     class_weights = _checks.check_class_weights(class_weights, logits.shape[axis], fn)
+    arrays = (logits, targets, class_weights)
     return _reduction.apply(
-        kernel,
-        (logits, targets, class_weights),
+        _long_rows.maybe_split(kernel, arrays),
+        arrays,
         _checks.check_where(where, per_example, fn),
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _softmax
+from . import _checks, _long_rows, _numerics, _reduction, _softmax
 from ._softmax import Axis
 
 # --------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def _rows_ok(k, targets):
     """Whether every target of the row is in [0, 1] (class axis kept), on every shard."""
     ok = _numerics.unit_rows(targets, k.axis)
     if k.axis_name is not None:
-        ok = jax.lax.psum(jnp.where(ok, 0, 1), k.axis_name) == 0
+        ok = _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
     return ok
 
 
@@ -78,6 +78,12 @@ class _Divergence(_reduction.Kernel):
     axis: int
     axis_name: str | None = None  # the classes are split over this shard_map axis
     other_is_logits: ClassVar[bool] = False  # the second array holds probabilities
+
+    def roles(self):
+        return ("classes",) * (1 if isinstance(self, Entropy) else 2)
+
+    def split(self, parts):
+        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
 
     def check(self, arrays, mask):
         if len(arrays) > 1 and not self.other_is_logits:
@@ -363,9 +369,10 @@ def _run(
         arrays = (_softmax.merge_class_axes(other, axes)[0],)
     per_example = _softmax.batch_shape(tuple(logits.shape), axes)
     logits, ax = _softmax.merge_class_axes(logits, axes)
+    arrays = (logits, *arrays)
     return _reduction.apply(
-        kernel_cls(fn=fn, axis=ax, **options),
-        (logits, *arrays),
+        _long_rows.maybe_split(kernel_cls(fn=fn, axis=ax, **options), arrays),
+        arrays,
         _checks.check_where(where, per_example, fn),
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _numerics, _reduction, _sigmoid, _softmax
+from . import _checks, _long_rows, _numerics, _reduction, _sigmoid, _softmax
 from ._softmax import Axis
 
 
@@ -127,8 +127,8 @@ def _label_terms(k, x, labels, alpha):
         return x_y, a
     inside = jnp.expand_dims(inside, k.axis)
     if alpha is None:
-        return jax.lax.psum(jnp.where(inside, x_y, 0), k.axis_name), a
-    return jax.lax.psum((jnp.where(inside, x_y, 0), jnp.where(inside, a, 0)), k.axis_name)
+        return _softmax.shard_sum(jnp.where(inside, x_y, 0), k.axis_name), a
+    return _softmax.shard_sum((jnp.where(inside, x_y, 0), jnp.where(inside, a, 0)), k.axis_name)
 
 
 def _stats(k, logits, labels, alpha, mask):
@@ -192,7 +192,7 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         out = out + k.scale * da_y * _times(2 * mod, h)
     out = jnp.broadcast_to(out, h.shape)
     if k.axis_name is not None:  # every device's share of the tangent
-        out = jax.lax.psum(out, k.axis_name)
+        out = _softmax.shard_sum(out, k.axis_name)
     out = jnp.where(ok, out, jnp.nan)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
@@ -220,6 +220,12 @@ class SoftmaxFocal(_reduction.Kernel):
 
     def values(self, arrays, mask):
         return _softmax_focal(self, *arrays, mask)
+
+    def roles(self):
+        return ("classes", "example", "vector")
+
+    def split(self, parts):
+        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
 
     def weights(self, arrays, mask, dtype):
         _, labels, alpha = arrays
@@ -265,7 +271,7 @@ def _categorical_targets(k, targets, x, dtype):
         return _softmax.one_hot(y, x.shape, k.axis, dtype), ok
     ok = _numerics.unit_rows(targets, k.axis)
     if k.axis_name is not None:
-        ok = jax.lax.psum(jnp.where(ok, 0, 1), k.axis_name) == 0
+        ok = _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
     return targets.astype(dtype), ok
 
 
@@ -318,7 +324,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
         out = out + jnp.sum(_times(t_s, 2 * mod * h) * d, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, ok.shape)
     if k.axis_name is not None:  # every device's share of the tangent
-        out = jax.lax.psum(out, k.axis_name)
+        out = _softmax.shard_sum(out, k.axis_name)
     return jnp.squeeze(_numerics.mask_rows(out, mask_c), k.axis)
 
 
@@ -356,6 +362,12 @@ class CategoricalFocal(_reduction.Kernel):
 
     def values(self, arrays, mask):
         return _categorical_focal(self, *arrays, mask)
+
+    def roles(self):
+        return ("classes", "example" if self.sparse else "classes", "vector")
+
+    def split(self, parts):
+        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
 
     def weights(self, arrays, mask, dtype):
         _, targets, alpha = arrays
@@ -551,9 +563,10 @@ def softmax_focal_loss(
         kernel = CategoricalFocal(smoothing=smoothing, sparse=True, **options)
     else:
         kernel = SoftmaxFocal(**options)
+    arrays = (logits, labels, alpha)
     return _reduction.apply(
-        kernel,
-        (logits, labels, alpha),
+        _long_rows.maybe_split(kernel, arrays),
+        arrays,
         _checks.check_where(where, per_example, fn),
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),
@@ -642,9 +655,10 @@ def categorical_focal_loss(
         smoothing=_checks.check_fraction(label_smoothing, "label_smoothing", fn),
         axis_name=_checks.check_axis_name(axis_name, fn),
     )
+    arrays = (logits, targets, alpha)
     return _reduction.apply(
-        kernel,
-        (logits, targets, alpha),
+        _long_rows.maybe_split(kernel, arrays),
+        arrays,
         _checks.check_where(where, per_example, fn),
         _checks.check_sample_weight(sample_weight, per_example, fn, "per-example"),
         reduction=_checks.check_reduction(reduction, fn),

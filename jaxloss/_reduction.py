@@ -59,6 +59,20 @@ class Kernel:
         None to use ``values``."""
         return None
 
+    # Running on shards of the classes (``jaxloss._long_rows``). Kernels that can do it
+    # override both.
+
+    def roles(self) -> tuple[str, ...] | None:
+        """What each array holds along the class axis: ``"classes"`` (the logits'
+        shape), ``"example"`` (one value per example, such as labels) or ``"vector"``
+        (one per class); None when the kernel cannot run on shards of the classes."""
+        return None
+
+    def split(self, parts: int) -> Kernel:
+        """This kernel for a 2-D view whose every ``parts`` rows hold one example's
+        classes (``axis=1``, ``axis_name=_softmax.RowSplit(parts)``)."""
+        raise NotImplementedError(f"{self.fn} cannot run on shards of the classes")
+
     # A second, per-example output reduced like the loss (the z-loss term, for logging),
     # computed from the loss's own statistics. Kernels that have one override these.
 
@@ -174,7 +188,7 @@ def sparse_example_weights(
     safe = jnp.where((labels >= 0) & (labels < num_local), labels, 0)
     w = _softmax.take(_numerics.valid_weights(class_weights.astype(dtype)), safe)
     if axis_name is not None:  # the weight from the device that holds the label
-        w = jax.lax.psum(jnp.where(inside, w, 0), axis_name)
+        w = _softmax.shard_sum(jnp.where(inside, w, 0), axis_name)
     return _numerics.mask_rows(w, mask)
 
 
@@ -225,7 +239,7 @@ def soft_example_weights(
         return count_weights(mask, dtype)
     cw = _numerics.valid_weights(class_weights)
     w = _soft_weights(_SoftWeights(axis, jnp.dtype(dtype)), targets, cw, mask)
-    return w if axis_name is None else jax.lax.psum(w, axis_name)
+    return w if axis_name is None else _softmax.shard_sum(w, axis_name)
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ two non-negative numbers (no cancellation, even for logits of 1e30).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -74,6 +75,66 @@ def along_classes(v: jax.Array, axis: int, ndim: int, dtype) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------
+# Classes split over shards. A kernel's ``axis_name`` says where the rest of each
+# example's classes are: None (all here), a ``shard_map`` mesh axis (other devices), or
+# a :class:`RowSplit` (the next rows of a 2-D view, ``jaxloss._long_rows``). Kernels
+# combine their per-shard partial results with the four functions below only.
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSplit:
+    """Not a mesh axis: each example's ``C`` classes lie in ``parts`` consecutive rows
+    of a ``[examples * parts, C / parts]`` view, shard ``j`` in row ``i * parts + j``.
+    Per-example arrays are repeated ``parts`` times along their one axis to match."""
+
+    parts: int
+
+    def _groups(self, x: jax.Array) -> jax.Array:
+        return x.reshape((x.shape[0] // self.parts, self.parts) + x.shape[1:])
+
+    def combine(self, op, x: jax.Array) -> jax.Array:
+        """``op`` over each example's rows, the result repeated on every one of them."""
+        g = op(self._groups(x), axis=1, keepdims=True)
+        return jnp.broadcast_to(g, self._groups(x).shape).reshape(x.shape)
+
+
+def shard_sum(x, axis_name):
+    """``psum`` of a pytree over the shards of the classes (identity for None)."""
+    if axis_name is None:
+        return x
+    if isinstance(axis_name, RowSplit):
+        return jax.tree.map(functools.partial(axis_name.combine, jnp.sum), x)
+    return jax.lax.psum(x, axis_name)
+
+
+def shard_max(x: jax.Array, axis_name) -> jax.Array:
+    """``pmax`` over the shards of the classes (identity for None)."""
+    if axis_name is None:
+        return x
+    if isinstance(axis_name, RowSplit):
+        return axis_name.combine(jnp.max, x)
+    return jax.lax.pmax(x, axis_name)
+
+
+def shard_count(axis_name) -> int:
+    """How many shards the classes are split into (1 for None)."""
+    if axis_name is None:
+        return 1
+    if isinstance(axis_name, RowSplit):
+        return axis_name.parts
+    return jax.lax.axis_size(axis_name)
+
+
+def shard_index(axis_name, like: jax.Array) -> jax.Array:
+    """Which shard of the classes this is, broadcastable against the per-example
+    array ``like`` (of the view's rows for a :class:`RowSplit`)."""
+    if isinstance(axis_name, RowSplit):
+        rows = jax.lax.broadcasted_iota(jnp.int32, like.shape[:1], 0) % axis_name.parts
+        return rows.reshape(like.shape[:1] + (1,) * (like.ndim - 1))
+    return jax.lax.axis_index(axis_name)
+
+
+# --------------------------------------------------------------------------------------
 # Row statistics.
 
 
@@ -103,8 +164,7 @@ class RowStats(NamedTuple):
 def row_sum(x: jax.Array, axis: int, axis_name: str | None = None) -> jax.Array:
     """The sum over the classes (kept dims). With ``axis_name``, the classes are split
     over that ``shard_map`` axis and the local sums are added with one ``psum``."""
-    s = jnp.sum(x, axis, keepdims=True)
-    return s if axis_name is None else jax.lax.psum(s, axis_name)
+    return shard_sum(jnp.sum(x, axis, keepdims=True), axis_name)
 
 
 def row_max(logits: jax.Array, axis: int, dtype, axis_name: str | None = None) -> jax.Array:
@@ -112,8 +172,7 @@ def row_max(logits: jax.Array, axis: int, dtype, axis_name: str | None = None) -
     the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone.
     With ``axis_name``, the maximum over every shard of the classes (one ``pmax``)."""
     m = jax.lax.stop_gradient(jnp.max(logits, axis, keepdims=True).astype(dtype))
-    if axis_name is not None:
-        m = jax.lax.pmax(m, axis_name)
+    m = shard_max(m, axis_name)
     return jnp.where(jnp.isfinite(m), m, 0)
 
 
@@ -194,8 +253,7 @@ def half_nll(x: jax.Array, stats: RowStats) -> jax.Array:
 def num_classes(x: jax.Array, axis: int, axis_name: str | None = None) -> int:
     """The number of classes: the class axis's length, times the number of shards when
     the classes are split over the ``shard_map`` axis ``axis_name``."""
-    n = x.shape[axis]
-    return n if axis_name is None else n * jax.lax.axis_size(axis_name)
+    return x.shape[axis] * shard_count(axis_name)
 
 
 def shard_labels(labels: jax.Array, num_local: int, axis_name: str | None):
@@ -205,7 +263,7 @@ def shard_labels(labels: jax.Array, num_local: int, axis_name: str | None):
     ``axis_name``: the labels and None (every class is local)."""
     if axis_name is None:
         return labels, None
-    y = labels - jax.lax.axis_index(axis_name).astype(labels.dtype) * num_local
+    y = labels - shard_index(axis_name, labels).astype(labels.dtype) * num_local
     inside = (y >= 0) & (y < num_local)
     return jnp.where(inside, y, -1), inside
 

@@ -41,7 +41,7 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
     def check(self, arrays, mask):
         logits, targets, class_weights = arrays
         if self.sparse:
-            num_classes = logits.shape[self.axis] * jax.lax.axis_size(self.axis_name)
+            num_classes = logits.shape[self.axis] * _softmax.shard_count(self.axis_name)
             _softmax.check_labels(self.fn, targets, mask, num_classes, self.ignore_index)
         else:
             _checks.check_in_unit_interval(self.fn, "target", targets, None)
@@ -54,9 +54,9 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
         and sum of exponentials (the loss's own, merged by XLA) and their pmax/psum."""
         logits = jax.lax.stop_gradient(arrays[0])
         _, mask_c, x, _, _ = _local(self, logits, None, mask)
-        m = jax.lax.pmax(jnp.max(x, self.axis, keepdims=True), self.axis_name)
+        m = _softmax.shard_max(jnp.max(x, self.axis, keepdims=True), self.axis_name)
         m = jnp.where(jnp.isfinite(m), m, 0)
-        e = jax.lax.psum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
+        e = _softmax.shard_sum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
         z_term = self.z_loss * (m + jnp.log(e)) ** 2
         return jnp.squeeze(_numerics.mask_rows(z_term, mask_c), self.axis)
 
@@ -84,7 +84,7 @@ def _local(k, logits, class_weights, mask):
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _numerics.mask_rows(logits.astype(dtype), mask_c)
-    num_classes = x.shape[k.axis] * jax.lax.axis_size(k.axis_name)
+    num_classes = x.shape[k.axis] * _softmax.shard_count(k.axis_name)
     w = None
     if class_weights is not None:
         w = _numerics.valid_weights(class_weights.astype(dtype))
@@ -96,7 +96,7 @@ def _stats(k, logits, targets, class_weights, mask):
     """``(m, e, A, S, w_y, bad)`` per example (class axis kept), after the collectives."""
     dtype, mask_c, x, b, w = _local(k, logits, class_weights, mask)
     # a constant under differentiation (every formula is invariant to the shift)
-    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
+    m = _softmax.shard_max(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
     m = jnp.where(jnp.isfinite(m), m, 0)
     half = m / 2 - x / 2
     e = jnp.sum(jnp.exp(x - m), k.axis, keepdims=True)
@@ -126,7 +126,7 @@ def _stats(k, logits, targets, class_weights, mask):
         s_sum = jnp.sum(s, k.axis, keepdims=True)
         w_y = zero
         bad = 1 - _numerics.unit_rows(t, k.axis).astype(dtype)
-    e, a, s_sum, w_y, bad = jax.lax.psum((e, a, s_sum, w_y, bad), k.axis_name)
+    e, a, s_sum, w_y, bad = _softmax.shard_sum((e, a, s_sum, w_y, bad), k.axis_name)
     return m, e, a, s_sum, w_y, bad
 
 
@@ -137,7 +137,7 @@ def _finish(k, logits, targets, mask, value):
 
 def _ok(k, logits, targets, mask, bad):
     if k.sparse:
-        num_classes = logits.shape[k.axis] * jax.lax.axis_size(k.axis_name)
+        num_classes = logits.shape[k.axis] * _softmax.shard_count(k.axis_name)
         ok = jnp.expand_dims((targets >= 0) & (targets < num_classes), k.axis)
     else:
         ok = bad == 0
@@ -198,7 +198,7 @@ def _vp_ce_jvp(k, primals, tangents):
         if d_cw is not None:
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
             out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
-    out = jax.lax.psum(jnp.broadcast_to(out, e.shape), k.axis_name)
+    out = _softmax.shard_sum(jnp.broadcast_to(out, e.shape), k.axis_name)
     out = jnp.where(ok, out, jnp.nan)
     return value, _finish(k, logits, targets, mask, out)
 

@@ -1,0 +1,123 @@
+"""XLA:CPU only: a long row of classes is computed as several short rows.
+
+On XLA:CPU the reductions over the class axis (the row maximum, the sum of
+exponentials, the weighted sum of ``-log p``) run as YNNPACK fusions, which are fast for
+rows of up to 32768 classes and several times slower beyond. Measured on the project's
+2-core CPU (jax 0.10.2), forward pass of the soft-target cross-entropy, float32:
+
+=================  ====================  ===============================
+logits             one row per example   rows of ``C / parts`` classes
+=================  ====================  ===============================
+256 x 50257        59 ms                 15 ms (``parts`` = 29)
+1024 x 50264       414 ms                52 ms (8)
+64 x 128256        19 ms                 8.5 ms (4)
+2048 x 32768       73 ms                 70 ms (4: no gain at 32768)
+=================  ====================  ===============================
+
+So where the class axis is the last one and holds more than ``MAX_ROW`` classes, a
+kernel runs on the view ``[examples * parts, C / parts]`` (a reshape, no copy): each
+example's classes lie in ``parts`` consecutive rows, which the kernel treats as shards
+of the classes (``_softmax.RowSplit``, the same code as ``axis_name`` inside
+``shard_map``). Values and derivatives are those of the one-row computation up to
+rounding: only the order of the additions changes. ``benchmarks/results/cpu.md`` has
+the grid's rows at 256 x 50257 and 64 x 128256 that this buys.
+
+Only kernels that say how to run on shards do this (:meth:`Kernel.split`), and only
+without per-class arrays (class weights, ``alpha``), which would have to be copied to
+the view's shape. Other backends are untouched: nothing here was measured on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import _reduction
+
+MAX_ROW = 32768  # the longest row that XLA:CPU reduces at full speed (table above)
+MIN_ROW = 1024  # the shortest row a split may make
+
+
+def parts_for(num_classes: int) -> int:
+    """Into how many rows to split a row of ``num_classes``: the fewest that make rows
+    of at most ``MAX_ROW`` and at least ``MIN_ROW`` classes, dividing it exactly; 1
+    when the row is short enough or no such split exists."""
+    if num_classes <= MAX_ROW:
+        return 1
+    for parts in range(2, num_classes // MIN_ROW + 1):
+        if num_classes % parts == 0 and num_classes // parts <= MAX_ROW:
+            return parts
+    return 1
+
+
+def _explicitly_sharded(x: jax.Array) -> bool:
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(s is not None for s in spec)
+
+
+def maybe_split(kernel: _reduction.Kernel, arrays: tuple) -> _reduction.Kernel:
+    """``kernel``, or a :class:`SplitRows` running it on short rows where that is
+    measured to be faster (XLA:CPU, class axis last, more than ``MAX_ROW`` classes)."""
+    if jax.default_backend() != "cpu" or getattr(kernel, "axis_name", None) is not None:
+        return kernel
+    roles = kernel.roles()
+    logits = arrays[0]
+    if roles is None or kernel.axis != logits.ndim - 1:
+        return kernel
+    if any(r == "vector" and a is not None for r, a in zip(roles, arrays)):
+        return kernel
+    if any(a is not None and _explicitly_sharded(a) for a in arrays):
+        return kernel
+    parts = parts_for(logits.shape[-1])
+    if parts == 1:
+        return kernel
+    return SplitRows(fn=kernel.fn, inner=kernel, view=kernel.split(parts), roles=roles)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRows(_reduction.Kernel):
+    """``inner`` with its values computed by ``view`` (``inner.split(parts)``) on the
+    ``[examples * parts, C / parts]`` view. The mask, the checks and the example
+    weights are ``inner``'s, on the arrays as given."""
+
+    inner: _reduction.Kernel
+    view: _reduction.Kernel
+    roles: tuple[str, ...]
+
+    def mask(self, arrays, where):
+        return self.inner.mask(arrays, where)
+
+    def check(self, arrays, mask):
+        self.inner.check(arrays, mask)
+
+    def weights(self, arrays, mask, dtype):
+        return self.inner.weights(arrays, mask, dtype)
+
+    def values(self, arrays, mask):
+        return self._per_example(arrays, self.view.values(*self._to_view(arrays, mask)))
+
+    def aux(self, arrays, mask):
+        return self._per_example(arrays, self.view.aux(*self._to_view(arrays, mask)))
+
+    def _to_view(self, arrays, mask):
+        logits = arrays[0]
+        parts = self.view.axis_name.parts
+        rows = math.prod(logits.shape[:-1]) * parts
+        shape = (rows, logits.shape[-1] // parts)
+
+        def per_row(a):  # one value per example -> one per row of the view
+            return None if a is None else jnp.repeat(a.reshape(-1), parts)
+
+        view = tuple(
+            a.reshape(shape) if role == "classes" else per_row(a)
+            for role, a in zip(self.roles, arrays)
+        )
+        return view, per_row(mask)
+
+    def _per_example(self, arrays, values):
+        """The first row's value of each example (every row of an example holds it)."""
+        parts = self.view.axis_name.parts
+        return values.reshape(-1, parts)[:, 0].reshape(arrays[0].shape[:-1])
