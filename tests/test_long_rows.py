@@ -1,0 +1,121 @@
+"""The long-rows view of XLA:CPU (jaxloss/_long_rows.py): a row of classes split into
+several rows gives the one-row computation's values and derivatives, for every loss
+that uses it. The split is forced at small shapes by lowering ``MAX_ROW``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxloss
+from jaxloss import _cross_entropy, _long_rows
+
+C = 12  # split into 3 rows of 4 below
+
+
+@pytest.fixture
+def short_rows(monkeypatch):
+    monkeypatch.setattr(_long_rows, "MAX_ROW", 4)
+    monkeypatch.setattr(_long_rows, "MIN_ROW", 2)
+
+
+def test_parts_for():
+    assert _long_rows.parts_for(50257) == 29  # GPT-2: rows of 1733
+    assert _long_rows.parts_for(128256) == 4  # Llama 3: rows of 32064
+    assert _long_rows.parts_for(256000) == 8
+    assert _long_rows.parts_for(32768) == 1  # short enough
+    assert _long_rows.parts_for(50261) == 1  # a prime: no split
+
+
+def test_when_it_splits(short_rows):
+    x = jnp.zeros((2, C))
+    y = jnp.zeros((2,), jnp.int32)
+    kernel = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=True)
+    assert isinstance(_long_rows.maybe_split(kernel, (x, y, None)), _long_rows.SplitRows)
+    # per-class arrays would need a copy of the view's shape; the class axis must be last
+    assert _long_rows.maybe_split(kernel, (x, y, jnp.ones(C))) is kernel
+    kernel0 = _cross_entropy.CrossEntropy(fn="f", axis=0, sparse=True)
+    assert _long_rows.maybe_split(kernel0, (x.T, y, None)) is kernel0
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, C)) * 3
+    x[0, 1, 5] = -np.inf  # a masked class: no target mass below
+    x[1, 2] = np.nan  # a masked example
+    t = rng.dirichlet(np.ones(C), (2, 3))
+    t[0, 1, 5] = 0.0
+    t[1, 2] = np.nan
+    y = rng.integers(0, C, (2, 3))
+    y[0, 1] = 7
+    y[0, 2] = C  # out of range: NaN
+    where = np.ones((2, 3), bool)
+    where[1, 2] = False
+    teacher = np.log(rng.dirichlet(np.ones(C), (2, 3)))
+    return jnp.asarray(x), jnp.asarray(t), jnp.asarray(y), jnp.asarray(where), teacher
+
+
+X, T, Y, WHERE, TEACHER = _inputs()
+W = {"where": WHERE}
+CASES = {
+    "sparse": lambda x, t, **k: jaxloss.sparse_categorical_cross_entropy(
+        x, Y, label_smoothing=0.1, z_loss=0.01, **W, **k
+    ),
+    "sparse_ignore": lambda x, t, **k: jaxloss.sparse_categorical_cross_entropy(
+        x, Y, ignore_index=7, **W, **k
+    ),
+    "categorical": lambda x, t, **k: jaxloss.categorical_cross_entropy(
+        x, t, label_smoothing=0.2, z_loss=0.01, **W, **k
+    ),
+    "kl": lambda x, t, **k: jaxloss.kl_divergence(x, t, **W, **k),
+    "reverse_kl": lambda x, t, **k: jaxloss.reverse_kl_divergence(x, t, **W, **k),
+    "kl_with_logits": lambda x, t, **k: jaxloss.kl_divergence_with_logits(
+        x, jnp.asarray(TEACHER), temperature=2.0, **W, **k
+    ),
+    "js": lambda x, t, **k: jaxloss.js_divergence(x, t, **W, **k),
+    "entropy": lambda x, t, **k: jaxloss.entropy(x, **W, **k),
+    "softmax_focal": lambda x, t, **k: jaxloss.softmax_focal_loss(x, Y, **W, **k),
+    "softmax_focal_smoothing": lambda x, t, **k: jaxloss.softmax_focal_loss(
+        x, Y, label_smoothing=0.1, **W, **k
+    ),
+    "categorical_focal": lambda x, t, **k: jaxloss.categorical_focal_loss(x, t, **W, **k),
+}
+
+
+def _everything(f):
+    """Per-example values, the mean's gradients and a Hessian-vector product, in one
+    compiled program."""
+
+    def mean(x, t):
+        v = f(x, t, reduction="none")
+        return jnp.sum(jnp.where(jnp.isfinite(v), v, 0.0))
+
+    def run(x, t):
+        grads = jax.grad(mean, argnums=(0, 1))(x, t)
+        hvp = jax.jvp(lambda x: jax.grad(mean)(x, t), (x,), (jnp.cos(jnp.nan_to_num(x)),))[1]
+        return f(x, t, reduction="none"), f(x, t, reduction="mean"), grads, hvp
+
+    return jax.jit(run)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_split_equals_one_row(name, monkeypatch):
+    with jax.enable_x64(True):
+        x, t = X.astype(jnp.float64), T.astype(jnp.float64)
+        want = _everything(CASES[name])(x, t)
+        monkeypatch.setattr(_long_rows, "MAX_ROW", 4)
+        monkeypatch.setattr(_long_rows, "MIN_ROW", 2)
+        got = _everything(CASES[name])(x, t)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_of_per_example_gradients(short_rows):
+    # under vmap the kernel sees one example: a [C] row split into 3
+    def one(x, y):
+        return jaxloss.sparse_categorical_cross_entropy(x, y, label_smoothing=0.1)
+
+    x = jnp.nan_to_num(X[0], neginf=-1.0).astype(jnp.float32)
+    got = jax.vmap(jax.grad(one))(x, Y[0] % C)
+    want = jax.nn.softmax(x) * 1.0 - (0.9 * jax.nn.one_hot(Y[0] % C, C) + 0.1 / C)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
