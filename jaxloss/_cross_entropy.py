@@ -68,7 +68,12 @@ class CrossEntropy(_reduction.Kernel):
     def values(self, arrays, mask):
         return _cross_entropy(self, *arrays, mask)
 
-    def roles(self):
+    def roles(self, arrays):
+        if self.sparse and arrays[0].dtype.itemsize < 4:
+            # 16-bit logits and labels: the view's backward writes out a one-hot and a
+            # copy of the logits on XLA:CPU, measured slower than one row per example
+            # (256 x 50257 bfloat16: 55 against 32 ms; docs/performance.md)
+            return None
         return ("classes", "example" if self.sparse else "classes", "vector")
 
     def split(self, parts):

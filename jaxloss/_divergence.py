@@ -79,7 +79,7 @@ class _Divergence(_reduction.Kernel):
     axis_name: str | None = None  # the classes are split over this shard_map axis
     other_is_logits: ClassVar[bool] = False  # the second array holds probabilities
 
-    def roles(self):
+    def roles(self, arrays):
         return ("classes",) * (1 if isinstance(self, Entropy) else 2)
 
     def split(self, parts):

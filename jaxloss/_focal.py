@@ -221,7 +221,7 @@ class SoftmaxFocal(_reduction.Kernel):
     def values(self, arrays, mask):
         return _softmax_focal(self, *arrays, mask)
 
-    def roles(self):
+    def roles(self, arrays):
         return ("classes", "example", "vector")
 
     def split(self, parts):
@@ -363,7 +363,7 @@ class CategoricalFocal(_reduction.Kernel):
     def values(self, arrays, mask):
         return _categorical_focal(self, *arrays, mask)
 
-    def roles(self):
+    def roles(self, arrays):
         return ("classes", "example" if self.sparse else "classes", "vector")
 
     def split(self, parts):

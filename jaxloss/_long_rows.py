@@ -63,7 +63,7 @@ def maybe_split(kernel: _reduction.Kernel, arrays: tuple) -> _reduction.Kernel:
     measured to be faster (XLA:CPU, class axis last, more than ``MAX_ROW`` classes)."""
     if jax.default_backend() != "cpu" or getattr(kernel, "axis_name", None) is not None:
         return kernel
-    roles = kernel.roles()
+    roles = kernel.roles(arrays)
     logits = arrays[0]
     if roles is None or kernel.axis != logits.ndim - 1:
         return kernel

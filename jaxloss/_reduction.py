@@ -62,10 +62,11 @@ class Kernel:
     # Running on shards of the classes (``jaxloss._long_rows``). Kernels that can do it
     # override both.
 
-    def roles(self) -> tuple[str, ...] | None:
+    def roles(self, arrays: tuple) -> tuple[str, ...] | None:
         """What each array holds along the class axis: ``"classes"`` (the logits'
         shape), ``"example"`` (one value per example, such as labels) or ``"vector"``
-        (one per class); None when the kernel cannot run on shards of the classes."""
+        (one per class); None when the kernel cannot (or, measured, should not) run
+        on shards of the classes for these arrays."""
         return None
 
     def split(self, parts: int) -> Kernel:

@@ -36,6 +36,11 @@ def test_when_it_splits(short_rows):
     assert _long_rows.maybe_split(kernel, (x, y, jnp.ones(C))) is kernel
     kernel0 = _cross_entropy.CrossEntropy(fn="f", axis=0, sparse=True)
     assert _long_rows.maybe_split(kernel0, (x.T, y, None)) is kernel0
+    # measured slower for 16-bit logits with integer labels (docs/performance.md)
+    bf16 = x.astype(jnp.bfloat16)
+    assert _long_rows.maybe_split(kernel, (bf16, y, None)) is kernel
+    soft = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=False)
+    assert isinstance(_long_rows.maybe_split(soft, (bf16, bf16, None)), _long_rows.SplitRows)
 
 
 def _inputs():
