@@ -104,29 +104,9 @@ def _class_weights(k, class_weights, ndim, dtype):
 
 
 def _label_terms(k, logits, labels, class_weights, dtype):
-    """``x_y`` and ``w_y`` per example (class axis kept; ``w_y`` 1 without class
-    weights, NaN for an invalid one). With ``k.axis_name``, read on the shard that holds
-    the label and shared with the others."""
-    y, inside = _softmax.shard_labels(labels, logits.shape[k.axis], k.axis_name)
-    x_y = _softmax.take_label(logits, y, k.axis).astype(dtype)
-    w_y = _softmax.label_weight(class_weights, y, k.axis, dtype)
-    if class_weights is not None:
-        w_y = _numerics.valid_weights(w_y)
-    if inside is None:
-        return x_y, w_y
-    inside = jnp.expand_dims(inside, k.axis)
-    if class_weights is None:
-        return _softmax.shard_sum(jnp.where(inside, x_y, 0), k.axis_name), w_y
-    return _softmax.shard_sum((jnp.where(inside, x_y, 0), jnp.where(inside, w_y, 0)), k.axis_name)
-
-
-def _targets_ok(k, targets):
-    """Whether every soft target of the row is in [0, 1] (class axis kept), on every
-    shard."""
-    ok = _numerics.unit_rows(targets, k.axis)
-    if k.axis_name is None:
-        return ok
-    return _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
+    """``x_y`` and ``w_y`` per example (class axis kept), ``w_y`` NaN where invalid."""
+    x_y, w_y = _softmax.label_terms(logits, labels, class_weights, k.axis, k.axis_name, dtype)
+    return x_y, (w_y if class_weights is None else _numerics.valid_weights(w_y))
 
 
 def _value(k, logits, targets, class_weights, mask):
@@ -155,7 +135,8 @@ def _value(k, logits, targets, class_weights, mask):
             s = w * s
         terms = _numerics.times(s, _softmax.half_nll(x, stats))
         loss = _numerics.nan_where_not(
-            _targets_ok(k, targets), 2 * _softmax.row_sum(terms, k.axis, k.axis_name)
+            _softmax.targets_ok(targets, k.axis, k.axis_name),
+            2 * _softmax.row_sum(terms, k.axis, k.axis_name),
         )
     if k.z_loss:
         loss = loss + k.z_loss * stats.lse**2
@@ -186,7 +167,7 @@ def _tangent(
         y, inside = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
     else:
         t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-        ok = _targets_ok(k, targets)  # NaN for a target outside [0, 1]
+        ok = _softmax.targets_ok(targets, k.axis, k.axis_name)  # NaN for a target outside [0, 1]
         if mask_c is not None:
             ok = ok | ~mask_c
         t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t

@@ -60,10 +60,7 @@ def _sum(k, x):
 
 def _rows_ok(k, targets):
     """Whether every target of the row is in [0, 1] (class axis kept), on every shard."""
-    ok = _numerics.unit_rows(targets, k.axis)
-    if k.axis_name is not None:
-        ok = _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
-    return ok
+    return _softmax.targets_ok(targets, k.axis, k.axis_name)
 
 
 def _stats(k, logits, targets, mask):

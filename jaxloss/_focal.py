@@ -116,21 +116,6 @@ class SigmoidFocal(_reduction.Kernel):
 # d loss/dx_j = F (p_j - [j = y]),   d loss/da_c = [c = y] (-(1 - p)**g log p).
 
 
-def _label_terms(k, x, labels, alpha):
-    """``x_y`` and ``alpha_y`` per example (class axis kept; ``alpha_y`` 1 without
-    alpha). With ``k.axis_name``, read on the device that holds the label and shared
-    with one ``psum``."""
-    y, inside = _softmax.shard_labels(labels, x.shape[k.axis], k.axis_name)
-    x_y = _softmax.take_label(x, y, k.axis)
-    a = _softmax.label_weight(alpha, y, k.axis, x.dtype)
-    if inside is None:
-        return x_y, a
-    inside = jnp.expand_dims(inside, k.axis)
-    if alpha is None:
-        return _softmax.shard_sum(jnp.where(inside, x_y, 0), k.axis_name), a
-    return _softmax.shard_sum((jnp.where(inside, x_y, 0), jnp.where(inside, a, 0)), k.axis_name)
-
-
 def _stats(k, logits, labels, alpha, mask):
     return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
 
@@ -138,7 +123,7 @@ def _stats(k, logits, labels, alpha, mask):
 def _softmax_focal_parts(k, x, labels, alpha, stats):
     """Per example: ``h = -log(p_y)/2``, ``p_y``, the factor ``(1 - p_y)**g`` and
     ``a_y``, from logits ``x`` in the compute dtype."""
-    x_y, a = _label_terms(k, x, labels, alpha)
+    x_y, a = _softmax.label_terms(x, labels, alpha, k.axis, k.axis_name, x.dtype)
     h = _softmax.half_nll(x_y, stats)
     log_p = -2 * h
     p = jnp.exp(log_p)
@@ -269,10 +254,7 @@ def _categorical_targets(k, targets, x, dtype):
         ok = _softmax.labels_ok(targets, num_classes, k.axis)
         y, _ = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
         return _softmax.one_hot(y, x.shape, k.axis, dtype), ok
-    ok = _numerics.unit_rows(targets, k.axis)
-    if k.axis_name is not None:
-        ok = _softmax.shard_sum(jnp.where(ok, 0, 1), k.axis_name) == 0
-    return targets.astype(dtype), ok
+    return targets.astype(dtype), _softmax.targets_ok(targets, k.axis, k.axis_name)
 
 
 def _categorical_weights(k, alpha, t, ndim, dtype):

@@ -311,6 +311,31 @@ def take_label(x: jax.Array, labels: jax.Array, axis: int) -> jax.Array:
     return jnp.take_along_axis(x, safe_labels(labels, x.shape[axis], axis), axis)
 
 
+def targets_ok(targets: jax.Array, axis: int, axis_name) -> jax.Array:
+    """Per example (class axis kept): whether every target of the row, on every shard
+    of the classes, is in ``[0, 1]`` (:func:`jaxloss._numerics.unit_rows`)."""
+    ok = _numerics.unit_rows(targets, axis)
+    if axis_name is None:
+        return ok
+    return shard_sum(jnp.where(ok, 0, 1), axis_name) == 0
+
+
+def label_terms(logits, labels, weights, axis: int, axis_name, dtype):
+    """``(x_y, w_y)`` per example (class axis kept), in ``dtype``: the label's logit
+    and its class weight (1 without ``weights``). With ``axis_name``, read on the
+    shard that holds the label (``weights`` is that shard's) and shared with the
+    others in one :func:`shard_sum`."""
+    y, inside = shard_labels(labels, logits.shape[axis], axis_name)
+    x_y = take_label(logits, y, axis).astype(dtype)
+    w_y = label_weight(weights, y, axis, dtype)
+    if inside is None:
+        return x_y, w_y
+    inside = jnp.expand_dims(inside, axis)
+    if weights is None:
+        return shard_sum(jnp.where(inside, x_y, 0), axis_name), w_y
+    return shard_sum((jnp.where(inside, x_y, 0), jnp.where(inside, w_y, 0)), axis_name)
+
+
 def one_hot(labels: jax.Array, shape, axis: int, dtype) -> jax.Array:
     """``[c == y]`` broadcast to ``shape`` (for derivative rules)."""
     classes = jax.lax.broadcasted_iota(labels.dtype, shape, axis)
