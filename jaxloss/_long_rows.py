@@ -22,9 +22,10 @@ of the classes (``_softmax.RowSplit``, the same code as ``axis_name`` inside
 rounding: only the order of the additions changes. ``benchmarks/results/cpu.md`` has
 the grid's rows at 256 x 50257 and 64 x 128256 that this buys.
 
-Only kernels that say how to run on shards do this (:meth:`Kernel.split`), and only
+Only kernels that say how to run on shards do this (:meth:`Kernel.split`), only
 without per-class arrays (class weights, ``alpha``), which would have to be copied to
-the view's shape. Other backends are untouched: nothing here was measured on them.
+the view's shape, and only when the process has one device (see :func:`maybe_split`).
+Other backends are untouched: nothing here was measured on them.
 """
 
 from __future__ import annotations
@@ -53,23 +54,23 @@ def parts_for(num_classes: int) -> int:
     return 1
 
 
-def _explicitly_sharded(x: jax.Array) -> bool:
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    return spec is not None and any(s is not None for s in spec)
-
-
 def maybe_split(kernel: _reduction.Kernel, arrays: tuple) -> _reduction.Kernel:
     """``kernel``, or a :class:`SplitRows` running it on short rows where that is
-    measured to be faster (XLA:CPU, class axis last, more than ``MAX_ROW`` classes)."""
-    if jax.default_backend() != "cpu" or getattr(kernel, "axis_name", None) is not None:
+    measured to be faster (XLA:CPU with one device, class axis last, more than
+    ``MAX_ROW`` classes). With more devices the arrays may be sharded along the
+    classes, which a trace cannot see under ``jit``, and the reshape would make the
+    compiler gather them (measured: an all-gather of ``f32[32, 131072]`` logits on a
+    2 x 4 mesh); inside ``shard_map`` (``axis_name``) the kernel's classes are already
+    split."""
+    if jax.default_backend() != "cpu" or jax.device_count() > 1:
+        return kernel
+    if getattr(kernel, "axis_name", None) is not None:
         return kernel
     roles = kernel.roles(arrays)
     logits = arrays[0]
     if roles is None or kernel.axis != logits.ndim - 1:
         return kernel
     if any(r == "vector" and a is not None for r, a in zip(roles, arrays)):
-        return kernel
-    if any(a is not None and _explicitly_sharded(a) for a in arrays):
         return kernel
     parts = parts_for(logits.shape[-1])
     if parts == 1:

@@ -43,6 +43,14 @@ def test_when_it_splits(short_rows):
     assert isinstance(_long_rows.maybe_split(soft, (bf16, bf16, None)), _long_rows.SplitRows)
 
 
+def test_not_with_several_devices(short_rows, monkeypatch):
+    # the logits may be sharded along the classes, which a trace cannot see
+    monkeypatch.setattr(jax, "device_count", lambda: 8)
+    x = jnp.zeros((2, C))
+    kernel = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=False)
+    assert _long_rows.maybe_split(kernel, (x, x, None)) is kernel
+
+
 def _inputs():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, C)) * 3
