@@ -76,9 +76,6 @@ class CrossEntropy(_reduction.Kernel):
             return None
         return ("classes", "example" if self.sparse else "classes", "vector")
 
-    def split(self, parts):
-        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
-
     def aux(self, arrays, mask):
         """``z lse**2`` per example: the same row statistics as the loss's forward
         pass, which XLA computes once for both (tests/test_cross_entropy.py counts
@@ -165,6 +162,11 @@ def _tangent(
         if mask_c is not None:  # a masked row's label may be anything
             ok = ok | ~mask_c
         y, inside = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
+
+        def one_hot_smoothed():  # logits-sized: only where no gather serves
+            t = _softmax.one_hot(y, x.shape, k.axis, dtype)
+            return (1 - k.smoothing) * t + b if k.smoothing else t
+
     else:
         t = _numerics.mask_rows(targets.astype(dtype), mask_c)
         ok = _softmax.targets_ok(targets, k.axis, k.axis_name)  # NaN for a target outside [0, 1]
@@ -202,8 +204,7 @@ def _tangent(
             out = out + jnp.sum(g * dx, k.axis, keepdims=True) - label_term
         else:
             if k.sparse:
-                t = _softmax.one_hot(y, x.shape, k.axis, dtype)
-                t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+                t_smooth = one_hot_smoothed()
                 s = t_smooth if w is None else w * t_smooth
             out = out + jnp.sum((coef * p - s) * dx, k.axis, keepdims=True)
     if d_targets is not None or d_cw is not None:
@@ -217,8 +218,7 @@ def _tangent(
             out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
         if d_cw is not None:
             if k.sparse:
-                t = _softmax.one_hot(y, x.shape, k.axis, dtype)
-                t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
+                t_smooth = one_hot_smoothed()
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
             out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, stats.sum_exp.shape)

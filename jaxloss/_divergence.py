@@ -79,9 +79,6 @@ class _Divergence(_reduction.Kernel):
     def roles(self, arrays):
         return ("classes",) * (1 if isinstance(self, Entropy) else 2)
 
-    def split(self, parts):
-        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
-
     def check(self, arrays, mask):
         if len(arrays) > 1 and not self.other_is_logits:
             rows = None

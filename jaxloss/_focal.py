@@ -209,9 +209,6 @@ class SoftmaxFocal(_reduction.Kernel):
     def roles(self, arrays):
         return ("classes", "example", "vector")
 
-    def split(self, parts):
-        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
-
     def weights(self, arrays, mask, dtype):
         _, labels, alpha = arrays
         return _reduction.sparse_example_weights(mask, labels, alpha, dtype, self.axis_name)
@@ -347,9 +344,6 @@ class CategoricalFocal(_reduction.Kernel):
 
     def roles(self, arrays):
         return ("classes", "example" if self.sparse else "classes", "vector")
-
-    def split(self, parts):
-        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
 
     def weights(self, arrays, mask, dtype):
         _, targets, alpha = arrays

@@ -75,18 +75,23 @@ def maybe_split(kernel: _reduction.Kernel, arrays: tuple) -> _reduction.Kernel:
     parts = parts_for(logits.shape[-1])
     if parts == 1:
         return kernel
-    return SplitRows(fn=kernel.fn, inner=kernel, view=kernel.split(parts), roles=roles)
+    return SplitRows(fn=kernel.fn, inner=kernel, parts=parts, array_roles=roles)
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitRows(_reduction.Kernel):
-    """``inner`` with its values computed by ``view`` (``inner.split(parts)``) on the
+    """``inner`` with its values computed by ``inner.split(parts)`` on the
     ``[examples * parts, C / parts]`` view. The mask, the checks and the example
-    weights are ``inner``'s, on the arrays as given."""
+    weights are ``inner``'s, on the arrays as given (``array_roles``: what each holds,
+    from ``inner.roles``)."""
 
     inner: _reduction.Kernel
-    view: _reduction.Kernel
-    roles: tuple[str, ...]
+    parts: int
+    array_roles: tuple[str, ...]
+
+    @property
+    def view(self) -> _reduction.Kernel:
+        return self.inner.split(self.parts)
 
     def mask(self, arrays, where):
         return self.inner.mask(arrays, where)
@@ -105,7 +110,7 @@ class SplitRows(_reduction.Kernel):
 
     def _to_view(self, arrays, mask):
         logits = arrays[0]
-        parts = self.view.axis_name.parts
+        parts = self.parts
         rows = math.prod(logits.shape[:-1]) * parts
         shape = (rows, logits.shape[-1] // parts)
 
@@ -114,11 +119,11 @@ class SplitRows(_reduction.Kernel):
 
         view = tuple(
             a.reshape(shape) if role == "classes" else per_row(a)
-            for role, a in zip(self.roles, arrays)
+            for role, a in zip(self.array_roles, arrays)
         )
         return view, per_row(mask)
 
     def _per_example(self, arrays, values):
         """The first row's value of each example (every row of an example holds it)."""
-        parts = self.view.axis_name.parts
+        parts = self.parts
         return values.reshape(-1, parts)[:, 0].reshape(arrays[0].shape[:-1])

@@ -60,7 +60,7 @@ class Kernel:
         return None
 
     # Running on shards of the classes (``jaxloss._long_rows``). Kernels that can do it
-    # override both.
+    # override ``roles``; ``split`` needs their ``axis`` and ``axis_name`` fields.
 
     def roles(self, arrays: tuple) -> tuple[str, ...] | None:
         """What each array holds along the class axis: ``"classes"`` (the logits'
@@ -71,8 +71,8 @@ class Kernel:
 
     def split(self, parts: int) -> Kernel:
         """This kernel for a 2-D view whose every ``parts`` rows hold one example's
-        classes (``axis=1``, ``axis_name=_softmax.RowSplit(parts)``)."""
-        raise NotImplementedError(f"{self.fn} cannot run on shards of the classes")
+        classes."""
+        return dataclasses.replace(self, axis=1, axis_name=_softmax.RowSplit(parts))
 
     # A second, per-example output reduced like the loss (the z-loss term, for logging),
     # computed from the loss's own statistics. Kernels that have one override these.

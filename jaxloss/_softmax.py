@@ -161,13 +161,16 @@ class RowStats(NamedTuple):
         return self.row_max + self.lse_rel
 
 
-def row_sum(x: jax.Array, axis: int, axis_name: str | None = None) -> jax.Array:
+def row_sum(x: jax.Array, axis: int, axis_name: str | RowSplit | None = None) -> jax.Array:
     """The sum over the classes (kept dims). With ``axis_name``, the classes are split
-    over that ``shard_map`` axis and the local sums are added with one ``psum``."""
+    over shards (a ``shard_map`` axis or a :class:`RowSplit`) and the local sums are
+    added with one :func:`shard_sum`."""
     return shard_sum(jnp.sum(x, axis, keepdims=True), axis_name)
 
 
-def row_max(logits: jax.Array, axis: int, dtype, axis_name: str | None = None) -> jax.Array:
+def row_max(
+    logits: jax.Array, axis: int, dtype, axis_name: str | RowSplit | None = None
+) -> jax.Array:
     """The row maximum in ``dtype`` (kept dims), 0 where it is not finite. Taken in
     the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone.
     With ``axis_name``, the maximum over every shard of the classes (one ``pmax``)."""
@@ -188,7 +191,7 @@ def forward_row_stats(axis, logits, mask, axis_name=None):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3))
 def row_stats(
-    axis: int, logits: jax.Array, mask: jax.Array | None, axis_name: str | None = None
+    axis: int, logits: jax.Array, mask: jax.Array | None, axis_name: str | RowSplit | None = None
 ) -> RowStats:
     """:class:`RowStats` of ``logits`` along ``axis``, masked rows ``(0, 1)``; with
     ``axis_name``, of the whole row when the classes are split over that axis.
@@ -250,13 +253,13 @@ def half_nll(x: jax.Array, stats: RowStats) -> jax.Array:
 # Integer labels.
 
 
-def num_classes(x: jax.Array, axis: int, axis_name: str | None = None) -> int:
+def num_classes(x: jax.Array, axis: int, axis_name: str | RowSplit | None = None) -> int:
     """The number of classes: the class axis's length, times the number of shards when
     the classes are split over the ``shard_map`` axis ``axis_name``."""
     return x.shape[axis] * shard_count(axis_name)
 
 
-def shard_labels(labels: jax.Array, num_local: int, axis_name: str | None):
+def shard_labels(labels: jax.Array, num_local: int, axis_name: str | RowSplit | None):
     """``(local labels, inside)``: global labels as indices into this device's
     contiguous shard of ``num_local`` classes along ``axis_name``, -1 where the shard
     does not hold the label (no class matches it), and whether it does. Without
