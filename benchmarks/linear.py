@@ -9,13 +9,15 @@ and ``optax.softmax_cross_entropy_with_integer_labels(h @ W)`` (unfused), and, w
 it is installed (``pip install -e ".[bench]"``), tokamax's
 ``linear_softmax_cross_entropy_loss`` (its XLA implementation), interleaved.
 The roofline figure is 6 N D C flops (the floor) over the time, as a fraction of the
-matmul rate measured in the same run. Writes ``results/linear-<backend>[-quick].{json,md}``.
+matmul rate measured in the same run. A float32 sweep of ``token_block_size`` (the
+``"mean"`` path's chunk of tokens) gives the trade-off between time and memory. Writes ``results/linear-<backend>[-quick].{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import sys
@@ -102,6 +104,30 @@ def run_step(n, d, c, dtype, flops, args) -> dict:
     }
 
 
+def chunk_sweep(n, d, c, chunks, args) -> dict:
+    """The ``"mean"`` path's time and memory for each ``token_block_size`` (float32),
+    interleaved with the unfused step."""
+    h, w, y = _inputs(n, d, c, jnp.float32)
+    steps = {"unfused": jax.value_and_grad(_impls()["unfused"], argnums=(0, 1))}
+    for t in chunks:
+        fused = functools.partial(
+            jaxloss.linear_cross_entropy, reduction="mean", token_block_size=t
+        )
+        steps[t] = jax.value_and_grad(fused, argnums=(0, 1))
+    compiled = {k: timing.compile_timed(f, h, w, y)[0] for k, f in steps.items()}
+    medians = timing.interleaved_medians(
+        compiled, (h, w, y), repeats=args.repeats, min_seconds=args.min_seconds
+    )
+    temps = {k: timing.temp_bytes(f) for k, f in compiled.items()}
+    return {
+        "n": n,
+        "d": d,
+        "c": c,
+        "unfused_s": medians["unfused"],
+        "chunks": [{"tokens": t, "median_s": medians[t], "temp_bytes": temps[t]} for t in chunks],
+    }
+
+
 def compile_only(n, d, c, dtype) -> dict:
     shapes = (
         jax.ShapeDtypeStruct((n, d), dtype),
@@ -159,6 +185,24 @@ def markdown(report) -> str:
                 f"{timing.fmt_bytes(t['fused'])} | {timing.fmt_bytes(t['unfused'])} | "
                 f"{timing.fmt_bytes(t['optax'])} | {tk} |"
             )
+    sweep = report.get("chunk_sweep")
+    if sweep:
+        logits = sweep["n"] * sweep["c"] * 4
+        lines += [
+            "",
+            f"`token_block_size` at {sweep['n']} x {sweep['d']} x {sweep['c']}, float32 "
+            f"(unfused step: {sweep['unfused_s'] * 1e3:.1f} ms; logits "
+            f"{timing.fmt_bytes(logits)}):",
+            "",
+            "| tokens per chunk | time | vs unfused | temporaries | of the logits |",
+            "|---|---|---|---|---|",
+        ]
+        for r in sweep["chunks"]:
+            lines.append(
+                f"| {r['tokens']} | {r['median_s'] * 1e3:.1f} ms | "
+                f"{r['median_s'] / sweep['unfused_s']:.2f}x | "
+                f"{timing.fmt_bytes(r['temp_bytes'])} | {r['temp_bytes'] / logits:.0%} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +226,7 @@ def main(argv=None) -> dict:
             f"{r['ratio_vs_unfused']:.2f}, roofline {r['roofline']:.0%}",
             flush=True,
         )
+    sweep = chunk_sweep(*shapes[0], [8, 16, 32] if args.quick else [128, 256, 512, 1024], args)
     big = (
         []
         if args.quick
@@ -198,6 +243,7 @@ def main(argv=None) -> dict:
             "matmul_gflops": flops / 1e9,
         },
         "steps": steps,
+        "chunk_sweep": sweep,
         "compile_only": big,
     }
     os.makedirs(args.out, exist_ok=True)

@@ -399,10 +399,14 @@ def _linear_ce_and_lse_jvp(k, primals, tangents):
 # (the size of the inputs) and nothing else.
 
 
-def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
-    """One chunk of tokens: per-token losses and the scaled gradient pieces."""
+def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
+    """One chunk of tokens: its per-token losses and lse, and its gradient, added to
+    the accumulators ``acc = (dW, db, d_cw)`` a block of columns at a time (see
+    ``_fold_block``); returns ``(loss, dh, lse, acc)``. The chunk's ``[T, C]`` logits
+    are its one large array: each block's gradient coefficients and ``h^T g`` product
+    exist only for that block."""
     dtype = _numerics.compute_dtype(h)
-    z, dcap = _logits(k, h, weight, bias)  # [T, C] (this shard's columns)
+    z, _ = _logits(k, h, weight, bias)  # [T, C] (this shard's columns)
     m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
     lse = m + jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
     y = _local_labels(k, labels)
@@ -424,49 +428,68 @@ def _chunk_grads(k, h, weight, bias, labels, cw, scale, mask):
     loss = jnp.where(ok, loss, jnp.nan)
     coef = (1 - k.smoothing) * w_y + b * total_w
     coef = jnp.where(ok, coef + 2 * k.z_loss * lse, jnp.nan)
-    onehot = (jnp.arange(k.shard_classes, dtype=jnp.int32) == y[:, None]).astype(dtype)
-    target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw is None else cw)
     a = scale.astype(dtype)[:, None]
-    g = a * (coef * jnp.exp(z - lse) - target)
-    if dcap is not None:
-        g = g * dcap
-    # [D, T] then transposed: the transposed operand is the chunk, not the weight (XLA
-    # would otherwise keep a transposed copy of the whole weight)
-    d_hidden = jnp.matmul(weight.astype(dtype), g.T).T  # this shard's part (see _fold)
-    d_bias = jnp.sum(g, 0)
-    d_cw = None  # without class weights, nothing reads z after g (XLA writes g over it)
-    if cw is not None:
-        d_cw = jnp.sum(a * ((1 - k.smoothing) * onehot + b) * (lse - z), 0)
-    return loss[:, 0], d_hidden, g, d_bias, d_cw, lse[:, 0]  # dW += h^T g: see _fold
+
+    block = _fold_block(weight.shape[0], h.shape[0], k.shard_classes, jnp.dtype(dtype).itemsize)
+    num = -(-k.shard_classes // block)
+
+    def step(i, carry):
+        d_w, d_b, d_cw, dh_t = carry
+        # Ties the weight and the block index to the loop's data. Without it, reverse
+        # mode's partial evaluation treats the slicing as known and stacks every
+        # block of the weight (and the `fresh` masks) as residuals of the chunk loop:
+        # a copy of the whole weight.
+        weight_, i, dh_t = jax.lax.optimization_barrier((weight, i, dh_t))
+        # the last block overlaps the one before rather than running past C; its
+        # columns that the block before covered get no gradient here
+        start = jnp.minimum(i * block, k.shard_classes - block)
+        cols = start + jnp.arange(block, dtype=jnp.int32)
+        fresh = cols >= i * block
+        z_b = jax.lax.dynamic_slice_in_dim(z, start, block, axis=1)
+        onehot = (cols == y[:, None]).astype(dtype)
+        cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
+        target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw_b is None else cw_b)
+        g = a * (coef * jnp.exp(z_b - lse) - target)
+        if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2 = 1 - (z / c)**2
+            g = g * (1 - jnp.square(z_b / k.softcap))
+        # 0 in the columns of the block before (a product, not a select: XLA:CPU wrote
+        # out a zero block for the select; a NaN row is NaN in every column anyway)
+        g = g * fresh.astype(dtype)
+        w_b = jax.lax.dynamic_slice_in_dim(weight_, start, block, axis=1).astype(dtype)
+        # [D, T]: the transposed operand is the block of g, not the weight (XLA would
+        # otherwise keep a transposed copy of the weight)
+        dh_t = dh_t + jnp.matmul(w_b, g.T)
+        d_w = _add_block(d_w, jnp.matmul(h_t, g), start)
+        d_b = _add_block(d_b, jnp.sum(g, 0), start)
+        if d_cw is not None:
+            s_b = (1 - k.smoothing) * onehot + b
+            d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(a * s_b * (lse - z_b), 0), 0), start)
+        return d_w, d_b, d_cw, dh_t
+
+    dh_t = _varying(jnp.zeros(h_t.shape, dtype), h_t, weight, z)
+    d_w, d_b, d_cw, dh_t = jax.lax.fori_loop(0, num, step, (*acc, dh_t))
+    return loss[:, 0], dh_t.T, lse[:, 0], (d_w, d_b, d_cw)
 
 
-# Bytes of the [D, block] product the fold adds to the dW accumulator at a time (about:
-# a block has at least 128 columns).
-_PRODUCT_BUDGET_BYTES = 2**24
+# Bytes of the gradient coefficients ([T, block]) and of the [D, block] product that
+# the fold makes for one block of columns (about: a block has at least 128 columns).
+_PRODUCT_BUDGET_BYTES = 2**22
 
 
-def _add_product(acc, h, g):
-    """``acc + h^T g`` for ``acc`` ``[D, C]``, a block of columns at a time: the
-    ``[D, C]`` product never exists whole (XLA:CPU would write it out before adding it,
-    a second temporary the size of the weight's gradient)."""
-    d, c = acc.shape
-    block = max(128, _PRODUCT_BUDGET_BYTES // (acc.dtype.itemsize * d) // 128 * 128)
-    if block >= c:
-        return acc + jnp.matmul(h.T, g)
-    num, rest = divmod(c, block)
+def _fold_block(d, tokens, num_classes, itemsize):
+    """Columns per block of a chunk's gradient: ``[max(D, T), block]`` elements of
+    ``itemsize`` bytes within ``_PRODUCT_BUDGET_BYTES`` and at most 1/8 of the
+    chunk's columns (each block's arrays stay small beside the chunk's logits), a
+    multiple of 128 (at least 128), at most ``C``."""
+    block = min(_PRODUCT_BUDGET_BYTES // (itemsize * max(d, tokens, 1)), num_classes // 8)
+    return min(max(128, block // 128 * 128), num_classes)
 
-    def step(i, acc):
-        start = i * block
-        g_blk = jax.lax.dynamic_slice_in_dim(g, start, block, axis=1)
-        acc_blk = jax.lax.dynamic_slice_in_dim(acc, start, block, axis=1)
-        return jax.lax.dynamic_update_slice_in_dim(acc, acc_blk + h.T @ g_blk, start, axis=1)
 
-    acc = jax.lax.fori_loop(0, num, step, acc)
-    if rest:  # the last columns, as one more (narrower) block
-        start = num * block
-        last = acc[:, start:] + jnp.matmul(h.T, g[:, start:])
-        acc = jax.lax.dynamic_update_slice_in_dim(acc, last, start, axis=1)
-    return acc
+def _add_block(acc, x, start):
+    """``acc`` with ``x`` added to its columns (last axis) from ``start`` on."""
+    width = x.shape[-1]
+    old = jax.lax.dynamic_slice_in_dim(acc, start, width, axis=acc.ndim - 1)
+    return jax.lax.dynamic_update_slice_in_dim(acc, old + x, start, axis=acc.ndim - 1)
 
 
 def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
@@ -486,15 +509,15 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     cw = _class_weights(class_weights, dtype)
     xs = (
         h.reshape(num, chunk, d),
+        h.astype(dtype).reshape(num, chunk, d).transpose(0, 2, 1),
         labels.reshape(num, chunk),
         scale.reshape(num, chunk),
         None if mask is None else mask.reshape(num, chunk),
     )
 
     def body(acc, x):
-        loss, dh, g, db, dcw, lse = _chunk_grads(k, x[0], weight, bias, x[1], cw, x[2], x[3])
-        dw = _add_product(acc[0], x[0].astype(dtype), g)
-        return (dw, acc[1] + db, None if dcw is None else acc[2] + dcw), (loss, dh, lse)
+        loss, dh, lse, acc = _chunk_fold(k, x[0], x[1], weight, bias, x[2], cw, x[3], x[4], acc)
+        return acc, (loss, dh, lse)
 
     zeros = (
         jnp.zeros(weight.shape, dtype),
@@ -572,6 +595,7 @@ def linear_cross_entropy(
     logit_softcap: float | None = None,
     reduction: str = "none",
     block_size: int | None = None,
+    token_block_size: int | None = None,
     return_z_loss: bool = False,
     axis_name: str | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
@@ -609,8 +633,15 @@ def linear_cross_entropy(
         :func:`sparse_categorical_cross_entropy`.
       label_smoothing, z_loss, reduction: as in :func:`sparse_categorical_cross_entropy`.
       logit_softcap: ``c`` to use ``c * tanh(logits / c)`` (Gemma 2), or None.
-      block_size: classes per block; None chooses it from the number of tokens so that
-        a block's float32 temporaries stay within about 128 MiB.
+      block_size: classes per block of the ``"none"`` path; None chooses it from the
+        number of tokens so that a block's float32 temporaries stay within about
+        128 MiB.
+      token_block_size: tokens per chunk of the ``"sum"``/``"mean"`` path, whose
+        largest temporary is the chunk's ``[T, C]`` float32 logits. None chooses
+        1/4 of the logits' size, at most 128 MiB and at least 64 tokens. Smaller
+        chunks use less memory and more time: each chunk reads the weight and
+        updates its whole gradient, and its matmuls are smaller (see
+        ``docs/performance.md``, "The fused head").
       return_z_loss: also return the z-loss term ``z lse**2`` on its own, weighted
         and reduced like the loss (for logging, as Liger and T5X return it):
         ``(loss, z_term)``, ``loss`` including the term. It comes from the loss's own
@@ -690,6 +721,7 @@ def linear_cross_entropy(
             logit_softcap=logit_softcap,
             reduction=_checks.check_reduction(reduction, fn),
             block_size=block_size,
+            token_block_size=token_block_size,
             return_z_loss=return_z_loss,
         )
     n = math.prod(batch)
@@ -699,6 +731,14 @@ def linear_cross_entropy(
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"{fn}: block_size must be a positive int, got {block_size!r}")
         block = min(block_size, shard_classes)
+    if token_block_size is None:
+        token_block = token_block_for(n, shard_classes)
+    else:
+        if not isinstance(token_block_size, int) or token_block_size < 1:
+            raise ValueError(
+                f"{fn}: token_block_size must be a positive int, got {token_block_size!r}"
+            )
+        token_block = min(token_block_size, max(n, 1))
     kernel = LinearCrossEntropy(
         fn=fn,
         num_classes=num_classes,
@@ -707,7 +747,7 @@ def linear_cross_entropy(
         z_loss=_checks.check_nonnegative(z_loss, "z_loss", fn),
         ignore_index=_checks.check_ignore_index(ignore_index, fn),
         softcap=logit_softcap,
-        token_block=token_block_for(n, shard_classes),
+        token_block=token_block,
         axis_name=axis_name,
         shard_classes=shard_classes,
     )

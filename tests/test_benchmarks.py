@@ -39,6 +39,7 @@ def test_quick_linear_benchmark(tmp_path):
     (step,) = [r for r in report["steps"] if r["dtype"] == "float32"]
     assert step["value_error"] < 1e-3 and step["median_s"]["fused"] > 0
     assert (tmp_path / "linear-cpu-quick.md").read_text().startswith("###")
+    assert [r["tokens"] for r in report["chunk_sweep"]["chunks"]] == [8, 16, 32]
 
 
 def test_collectives_script_lists_only_per_token_numbers_and_dh():

@@ -185,6 +185,8 @@ def test_errors_name_the_argument():
         LCE(h, w, y, logit_softcap=0.0)
     with pytest.raises(ValueError, match="block_size must be a positive int"):
         LCE(h, w, y, block_size=0)
+    with pytest.raises(ValueError, match="token_block_size must be a positive int"):
+        LCE(h, w, y, token_block_size=0, reduction="mean")
     with pytest.raises(ValueError, match="label_smoothing"):
         LCE(h, w, y, label_smoothing=1.5)
     with pytest.raises(TypeError, match="axis_name must be a mesh axis name"):
@@ -223,21 +225,23 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
 
 
 def test_fold_adds_the_weight_gradient_in_column_blocks(rng, monkeypatch):
-    """The fold adds h^T g to dW a block of 128 columns at a time (a budget of 128
-    columns at this D); 300 classes leave a remainder of 44. Value and derivatives to
-    second order against the unfused loss."""
+    """The fold makes a chunk's gradient a block of 128 columns at a time (a budget of
+    128 columns at this D); of 300 classes the last block's first 84 columns belong to
+    the block before. Value and derivatives to second order against the unfused
+    loss."""
     import jaxloss._linear as linear
 
     monkeypatch.setattr(linear, "_PRODUCT_BUDGET_BYTES", 8 * D * 128)  # float64
-    monkeypatch.setattr(linear, "token_block_for", lambda n, c, budget=None: 3)
     h, w, b, y, _ = _inputs(rng, n=5, c=300)
     cw = rng.uniform(0.5, 2.0, 300)
 
-    def fused(h, w):
-        return LCE(h, w, y, bias=b, class_weights=cw, label_smoothing=0.1, reduction="sum")
+    def fused(h, w):  # chunks of 3 tokens: the second one padded
+        opts = dict(label_smoothing=0.1, logit_softcap=3.0, reduction="sum", token_block_size=3)
+        return LCE(h, w, y, bias=b, class_weights=cw, **opts)
 
     def unfused(h, w):
-        return _unfused(h, w, y, bias=b, class_weights=cw, label_smoothing=0.1, reduction="sum")
+        opts = dict(label_smoothing=0.1, logit_softcap=3.0, reduction="sum")
+        return _unfused(h, w, y, bias=b, class_weights=cw, **opts)
 
     check_derivatives(fused, unfused, h, w, order=2)
 
