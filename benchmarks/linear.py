@@ -10,7 +10,8 @@ it is installed (``pip install -e ".[bench]"``), tokamax's
 ``linear_softmax_cross_entropy_loss`` (its XLA implementation), interleaved.
 The roofline figure is 6 N D C flops (the floor) over the time, as a fraction of the
 matmul rate measured in the same run. A float32 sweep of ``token_block_size`` (the
-``"mean"`` path's chunk of tokens) gives the trade-off between time and memory. Writes ``results/linear-<backend>[-quick].{json,md}``.
+``"mean"`` path's chunk of tokens) gives the trade-off between time and memory.
+Writes ``results/linear-<backend>[-quick].{json,md}``.
 """
 
 from __future__ import annotations

@@ -42,23 +42,22 @@ BLOCK_BUDGET_BYTES = 2**27
 # whole weight.
 MIN_CHUNK_TOKENS = 64
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
-# The fold-early path's chunk: its logits and its gradient coefficient are each one
-# [chunk, C] float32 array (2048 x 512 x 32768 in float32 compiles to 133 MiB, mostly
-# two [512, C] arrays; the float32 dW accumulator is the output's own buffer). Each
-# chunk reads and rewrites the whole dW accumulator, so on CPU small chunks cost time:
-# at that shape 64-token chunks measured 1.28-1.67x the unfused step, 256 tokens
-# 1.07-1.15x and 512 tokens 1.00-1.06x (docs/performance.md, "The fused head"). The
-# budget counts one array.
+# The fold-early path's chunk: its [chunk, C] float32 logits are its one large array
+# (its gradient is made a block of columns at a time: _chunk_fold). Smaller chunks cost
+# time, mostly in the h^T g matmul, which contracts over the chunk's tokens: at 2048 x
+# 512 x 32768 in float32, 128 tokens measured 1.04-1.10x the unfused step with 30 MiB
+# of temporaries, 512 tokens 0.87-0.92x with 83 MiB (docs/performance.md, "The fused
+# head"). The budget counts that one array.
 _TEMPS_PER_CHUNK = 1
 
 
 def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
-    """Tokens per chunk of the fold-early path: a ``[chunk, C]`` float32 array within
-    ``budget`` bytes (a chunk keeps two such arrays), at least 1, at most the number of
-    tokens. The default budget is 1/4 of the logits' size, at most
-    ``BLOCK_BUDGET_BYTES``, with chunks of at least ``MIN_CHUNK_TOKENS`` tokens (or
-    every token, if there are fewer). Each chunk reads the whole weight and adds to
-    the whole weight gradient, so smaller chunks trade time for memory."""
+    """Tokens per chunk of the fold-early path: its ``[chunk, C]`` float32 logits
+    within ``budget`` bytes, at least 1, at most the number of tokens. The default
+    budget is 1/4 of the logits' size, at most ``BLOCK_BUDGET_BYTES``, with chunks of
+    at least ``MIN_CHUNK_TOKENS`` tokens (or every token, if there are fewer). Smaller
+    chunks trade time for memory: each reads the whole weight and adds to the whole
+    weight gradient, in smaller matmuls."""
     floor = 1
     if budget is None:
         budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // 4)
