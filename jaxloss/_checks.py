@@ -193,6 +193,17 @@ def check_positive(value: Any, name: str, fn: str) -> float:
     return v
 
 
+def check_positive_int(value: Any, name: str, fn: str) -> int:
+    """A Python or NumPy integer of at least 1 (not a bool), as an int."""
+    try:
+        v = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        v = None
+    if v is None or v < 1:
+        raise ValueError(f"{fn}: {name} must be a positive int, got {value!r}")
+    return v
+
+
 def check_reduction(reduction: Any, fn: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{fn}: reduction must be one of {REDUCTIONS}, got {reduction!r}")

@@ -405,7 +405,8 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
     are its one large array: each block's gradient coefficients and ``h^T g`` product
     exist only for that block."""
     dtype = _numerics.compute_dtype(h)
-    z, _ = _logits(k, h, weight, bias)  # [T, C] (this shard's columns)
+    # [T, C] (this shard's columns); softcap' is computed from z per block below
+    z, _ = _logits(k, h, weight, bias)
     m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
     lse = m + jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
     y = _local_labels(k, labels)
@@ -461,8 +462,11 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
         d_w = _add_block(d_w, jnp.matmul(h_t, g), start)
         d_b = _add_block(d_b, jnp.sum(g, 0), start)
         if d_cw is not None:
+            # rows with a bad label add nothing, as in the unfused rule (whose tangent
+            # is NaN there through the select that makes their loss NaN)
             s_b = (1 - k.smoothing) * onehot + b
-            d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(a * s_b * (lse - z_b), 0), 0), start)
+            terms = jnp.where(ok, a * s_b * (lse - z_b), 0)
+            d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 
     dh_t = _varying(jnp.zeros(h_t.shape, dtype), h_t, weight, z)
@@ -470,8 +474,9 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
     return loss[:, 0], dh_t.T, lse[:, 0], (d_w, d_b, d_cw)
 
 
-# Bytes of the gradient coefficients ([T, block]) and of the [D, block] product that
-# the fold makes for one block of columns (about: a block has at least 128 columns).
+# Bytes of each of the gradient coefficients ([T, block]) and the [D, block] product
+# that the fold makes for one block of columns (about: a block has at least 128
+# columns).
 _PRODUCT_BUDGET_BYTES = 2**22
 
 
@@ -479,7 +484,8 @@ def _fold_block(d, tokens, num_classes, itemsize):
     """Columns per block of a chunk's gradient: ``[max(D, T), block]`` elements of
     ``itemsize`` bytes within ``_PRODUCT_BUDGET_BYTES`` and at most 1/8 of the
     chunk's columns (each block's arrays stay small beside the chunk's logits), a
-    multiple of 128 (at least 128), at most ``C``."""
+    multiple of 128, but at least 128 (so below 1024 classes more than 1/8) and at
+    most ``C``."""
     block = min(_PRODUCT_BUDGET_BYTES // (itemsize * max(d, tokens, 1)), num_classes // 8)
     return min(max(128, block // 128 * 128), num_classes)
 
@@ -609,9 +615,8 @@ def linear_cross_entropy(
     ``weight``, ``bias`` and ``class_weights``) of
     ``sparse_categorical_cross_entropy(softcap(hidden @ weight + bias), labels, ...)``
     under every option and reduction, in every autodiff mode (grad, jvp, jacfwd,
-    hessian, vmap of grad). The vocabulary is processed in blocks of ``block_size``
-    classes; the statistics and the gradient's accumulation are in float32 whatever
-    the inputs' dtype.
+    hessian, vmap of grad). The vocabulary is processed in blocks; the statistics
+    and the gradient's accumulation are in float32 whatever the inputs' dtype.
 
     Two paths, chosen by ``reduction``. For ``"sum"`` and ``"mean"`` the derivative
     rule computes the whole gradient in the forward pass, a chunk of tokens at a time
@@ -727,17 +732,12 @@ def linear_cross_entropy(
     if block_size is None:
         block = block_size_for(n, shard_classes)
     else:
-        if not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"{fn}: block_size must be a positive int, got {block_size!r}")
-        block = min(block_size, shard_classes)
+        block = min(_checks.check_positive_int(block_size, "block_size", fn), shard_classes)
     if token_block_size is None:
         token_block = token_block_for(n, shard_classes)
     else:
-        if not isinstance(token_block_size, int) or token_block_size < 1:
-            raise ValueError(
-                f"{fn}: token_block_size must be a positive int, got {token_block_size!r}"
-            )
-        token_block = min(token_block_size, max(n, 1))
+        token_block = _checks.check_positive_int(token_block_size, "token_block_size", fn)
+        token_block = min(token_block, max(n, 1))
     kernel = LinearCrossEntropy(
         fn=fn,
         num_classes=num_classes,

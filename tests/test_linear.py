@@ -2,6 +2,8 @@
 ``sparse_categorical_cross_entropy(softcap(h @ W + b), labels, ...)``, in blocks that
 need not divide the vocabulary, without ever building the logits."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -185,8 +187,10 @@ def test_errors_name_the_argument():
         LCE(h, w, y, logit_softcap=0.0)
     with pytest.raises(ValueError, match="block_size must be a positive int"):
         LCE(h, w, y, block_size=0)
-    with pytest.raises(ValueError, match="token_block_size must be a positive int"):
-        LCE(h, w, y, token_block_size=0, reduction="mean")
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="token_block_size must be a positive int"):
+            LCE(h, w, y, token_block_size=bad, reduction="mean")
+    LCE(h, w, y, token_block_size=np.int64(2), block_size=np.int32(2), reduction="mean")
     with pytest.raises(ValueError, match="label_smoothing"):
         LCE(h, w, y, label_smoothing=1.5)
     with pytest.raises(TypeError, match="axis_name must be a mesh axis name"):
@@ -224,26 +228,34 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
     check_derivatives(fused, unfused, h, w, b, cw, sw, order=1)
 
 
-def test_fold_adds_the_weight_gradient_in_column_blocks(rng, monkeypatch):
-    """The fold makes a chunk's gradient a block of 128 columns at a time (a budget of
-    128 columns at this D); of 300 classes the last block's first 84 columns belong to
-    the block before. Value and derivatives to second order against the unfused
-    loss."""
+def test_fold_makes_the_gradient_in_column_blocks(rng):
+    """The fold makes a chunk's gradient a block of columns at a time: 2200 classes
+    give blocks of 256 (1/8 of the columns, rounded to 128), the last one overlapping
+    the one before by 104 columns; chunks of 3 tokens, the second one padded. Value and
+    derivatives to second order against the unfused loss, then the class weights'
+    gradient with a bad label (its row adds nothing, as unfused)."""
     import jaxloss._linear as linear
 
-    monkeypatch.setattr(linear, "_PRODUCT_BUDGET_BYTES", 8 * D * 128)  # float64
-    h, w, b, y, _ = _inputs(rng, n=5, c=300)
-    cw = rng.uniform(0.5, 2.0, 300)
+    c = 2200
+    assert linear._fold_block(D, 3, c, 8) == 256 and c % 256 == 152
+    h, w, b, y, _ = _inputs(rng, n=5, c=c)
+    cw = rng.uniform(0.5, 2.0, c)
+    opts = dict(label_smoothing=0.1, logit_softcap=3.0, reduction="sum")
 
-    def fused(h, w):  # chunks of 3 tokens: the second one padded
-        opts = dict(label_smoothing=0.1, logit_softcap=3.0, reduction="sum", token_block_size=3)
-        return LCE(h, w, y, bias=b, class_weights=cw, **opts)
+    def fused(h, w):
+        return LCE(h, w, y, bias=b, class_weights=cw, token_block_size=3, **opts)
 
     def unfused(h, w):
-        opts = dict(label_smoothing=0.1, logit_softcap=3.0, reduction="sum")
         return _unfused(h, w, y, bias=b, class_weights=cw, **opts)
 
     check_derivatives(fused, unfused, h, w, order=2)
+    bad = y.copy()
+    bad[1] = c
+    d_cw = [
+        jax.grad(lambda cw: f(h, w, bad, bias=b, class_weights=cw, **opts))(cw)
+        for f in (functools.partial(LCE, token_block_size=3), _unfused)
+    ]
+    np.testing.assert_allclose(d_cw[0], d_cw[1], rtol=1e-5, atol=1e-8)
 
 
 def test_single_class_and_default_chunks(rng):
