@@ -185,13 +185,19 @@ def _local_labels(k, labels):
     return jnp.where((y >= 0) & (y < k.shard_classes), y, -1)
 
 
+def _columns(i, block, num_classes):
+    """Block ``i`` of ``block`` columns: ``(start, cols, fresh)``. It starts at
+    ``min(i * block, C - block)`` (the last block overlaps the one before rather than
+    running past C); ``fresh`` marks the columns no earlier block covered."""
+    start = jnp.minimum(i * block, num_classes - block)
+    cols = start + jnp.arange(block, dtype=jnp.int32)
+    return start, cols, cols >= i * block
+
+
 def _block(k, i, weight, bias, class_weights):
-    """Block ``i``: its columns start at ``min(i * block, C - block)`` (the last block
-    overlaps the one before rather than running past C); ``fresh`` marks the columns
-    no earlier block covered."""
-    start = jnp.minimum(i * k.block, k.shard_classes - k.block)
-    cols = start + jnp.arange(k.block, dtype=jnp.int32)
-    fresh = cols >= i * k.block
+    """Block ``i`` of the vocabulary (``_columns``) and its slices of the weight, bias
+    and class weights."""
+    start, cols, fresh = _columns(i, k.block, k.shard_classes)
     w_blk = jax.lax.dynamic_slice_in_dim(weight, start, k.block, axis=1)
     b_blk = None if bias is None else jax.lax.dynamic_slice_in_dim(bias, start, k.block)
     cw_blk = (
@@ -440,11 +446,8 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
         # block of the weight (and the `fresh` masks) as residuals of the chunk loop:
         # a copy of the whole weight.
         weight_, i, dh_t = jax.lax.optimization_barrier((weight, i, dh_t))
-        # the last block overlaps the one before rather than running past C; its
-        # columns that the block before covered get no gradient here
-        start = jnp.minimum(i * block, k.shard_classes - block)
-        cols = start + jnp.arange(block, dtype=jnp.int32)
-        fresh = cols >= i * block
+        # the columns of the last block that the block before covered get no gradient
+        start, cols, fresh = _columns(i, block, k.shard_classes)
         z_b = jax.lax.dynamic_slice_in_dim(z, start, block, axis=1)
         onehot = (cols == y[:, None]).astype(dtype)
         cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
