@@ -442,9 +442,11 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
     def step(i, carry):
         d_w, d_b, d_cw, dh_t = carry
         # Ties the weight and the block index to the loop's data. Without it, reverse
-        # mode's partial evaluation treats the slicing as known and stacks every
-        # block of the weight (and the `fresh` masks) as residuals of the chunk loop:
-        # a copy of the whole weight.
+        # mode's partial evaluation (JAX's, on every backend; not a fusion trick)
+        # treats the slicing as known and stacks every block of the weight (and the
+        # `fresh` masks) as residuals of the chunk loop: a copy of the whole weight.
+        # tests/test_linear.py::test_compiled_memory_stays_below_the_logits fails
+        # without it (9.1 against 5.8 MiB; docs/performance.md, "The fused head").
         weight_, i, dh_t = jax.lax.optimization_barrier((weight, i, dh_t))
         # the columns of the last block that the block before covered get no gradient
         start, cols, fresh = _columns(i, block, k.shard_classes)
