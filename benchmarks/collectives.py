@@ -25,7 +25,8 @@ def main(argv=None):
     parser.add_argument("--devices", type=int, default=8, help="Vocabulary shards (k).")
     parser.add_argument("--reduction", default="mean", help="The loss's reduction.")
     args = parser.parse_args(argv)
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+    flags = os.environ.get("XLA_FLAGS", "")  # keep the caller's flags (the tests' cheaper compiling)
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}"
     import jax
     import jax.numpy as jnp
     from jax.sharding import AxisType

@@ -13,7 +13,6 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import functools, json, os, re, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
     import jaxloss
