@@ -25,7 +25,7 @@ def main(argv=None):
     parser.add_argument("--devices", type=int, default=8, help="Vocabulary shards (k).")
     parser.add_argument("--reduction", default="mean", help="The loss's reduction.")
     args = parser.parse_args(argv)
-    flags = os.environ.get("XLA_FLAGS", "")  # keep the caller's flags (the tests' cheaper compiling)
+    flags = os.environ.get("XLA_FLAGS", "")  # keep the caller's (the tests' cheaper compiling)
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}"
     import jax
     import jax.numpy as jnp

@@ -181,6 +181,8 @@ def _tangent(
             _, w_y = _label_terms(k, logits, targets, class_weights, dtype)
             if w is None:
                 coef = (1 - k.smoothing) * w_y + k.smoothing
+            elif not k.smoothing:  # no class but the label's: an unused bad weight is not read
+                coef = w_y
             else:
                 w_sum = _softmax.shard_sum(jnp.sum(w), k.axis_name)
                 coef = (1 - k.smoothing) * w_y + b * w_sum
@@ -211,11 +213,13 @@ def _tangent(
                 s = t_smooth if w is None else w * t_smooth
             out = out + jnp.sum((coef * p - s) * dx, k.axis, keepdims=True)
     if d_targets is not None or d_cw is not None:
-        # -log p_c, taken as 0 for a class masked by a -inf logit
-        nlp = jnp.where(x > -jnp.inf, 2 * _softmax.half_nll(x, stats), 0)
+        # -log p_c, taken as 0 for a class masked by a -inf logit; NaN in a row with a
+        # bad label or target: a coefficient, so that reverse mode's gradients of the
+        # targets and the class weights are NaN there too, not 0
+        nlp = jnp.where(x != -jnp.inf, 2 * _softmax.half_nll(x, stats), 0)
+        nlp = _numerics.nan_where_not(ok, nlp)
         if d_targets is not None:
             dt = (1 - k.smoothing) * _numerics.mask_rows(d_targets.astype(dtype), mask_c)
-            dt = _numerics.nan_where_not(ok, dt)
             if w is not None:
                 dt = w * dt
             out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
@@ -223,7 +227,8 @@ def _tangent(
             if k.sparse:
                 t_smooth = one_hot_smoothed()
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
-            out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
+            # times 1, or NaN at an invalid class weight (w is NaN there)
+            out = out + jnp.sum(t_smooth * nlp * (1 + 0 * w) * dw, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, stats.sum_exp.shape)
     if k.axis_name is not None:  # every shard's share of the tangent
         out = _softmax.shard_sum(out, k.axis_name)
@@ -655,6 +660,8 @@ def poly_loss_cross_entropy(
     x = _numerics.mask_rows(logits, _numerics.expand(mask, ax))  # masked rows: NaN-free
     t = _numerics.mask_rows(labels, _numerics.expand(mask, ax))
     term = _numerics.mask_rows(_poly_term(x, t, ax), mask)
+    # NaN where a label lies outside [0, 1], as ce is: then d/d epsilon is NaN there too
+    term = _numerics.nan_where_not(jnp.squeeze(_numerics.unit_rows(t, ax), ax), term)
     return ce + epsilon * term
 
 

@@ -63,6 +63,12 @@ def _rows_ok(k, targets):
     return _softmax.targets_ok(targets, k.axis, k.axis_name)
 
 
+def _row_ok(k, targets, mask):
+    """:func:`_rows_ok`, and True in masked rows (their targets may be anything)."""
+    ok = _rows_ok(k, targets)
+    return ok if mask is None else ok | ~_numerics.expand(mask, k.axis)
+
+
 def _stats(k, logits, targets, mask):
     return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
 
@@ -118,7 +124,7 @@ def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:  # log t + 1 - log p, 0 for a class with a -inf logit
         g = _numerics.safe_log(t) + 1 + 2 * _softmax.half_nll(x, stats)
-        g = _numerics.nan_where_not(ok, jnp.where(x > -jnp.inf, g, 0))
+        g = _numerics.nan_where_not(ok, jnp.where(x != -jnp.inf, g, 0))
         out = out + _sum(k, g * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
@@ -175,8 +181,8 @@ def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targ
     if d_logits is not None:
         g = jnp.where(zero, 0, p * (log_p - jnp.log(t) - kl))
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
-    if d_targets is not None:
-        g = jnp.where(zero, 0, -p / t)
+    if d_targets is not None:  # NaN in the whole row of a target outside [0, 1]
+        g = _numerics.nan_where_not(_row_ok(k, targets, mask), jnp.where(zero, 0, -p / t))
         out = out + _sum(k, g * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
@@ -291,8 +297,8 @@ def _js_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
         g = (log_p - log_r) / 2
         g = p * (g - _sum(k, p * g))
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
-    if d_targets is not None:
-        h = (log_t - log_r) / 2
+    if d_targets is not None:  # NaN in the whole row of a target outside [0, 1]
+        h = _numerics.nan_where_not(_row_ok(k, targets, mask), (log_t - log_r) / 2)
         out = out + _sum(k, h * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 

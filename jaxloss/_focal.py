@@ -174,7 +174,11 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         da_y = _softmax.take(da.astype(dtype), safe)
         if inside is not None:  # only the device that holds the label
             da_y = jnp.where(jnp.expand_dims(inside, k.axis), da_y, 0)
-        out = out + k.scale * da_y * _times(2 * mod, h)
+        # times 1, or NaN at an invalid alpha (a is NaN there)
+        out = out + k.scale * da_y * (1 + 0 * a) * _times(2 * mod, h)
+        # a bad label reads no alpha: NaN against every entry, so that reverse mode's
+        # gradient of alpha is NaN too (the select below reaches forward mode only)
+        out = out + _numerics.nan_where_not(ok, jnp.zeros_like(h)) * jnp.sum(da.astype(dtype))
     out = jnp.broadcast_to(out, h.shape)
     if k.axis_name is not None:  # every device's share of the tangent
         out = _softmax.shard_sum(out, k.axis_name)
@@ -296,7 +300,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
     if dt is not None and not k.sparse:  # a class of weight 0 adds 0, even at -inf
         d = _numerics.mask_rows(dt.astype(dtype), mask_c)
-        g = _times((1 - k.smoothing) * a, 2 * mod * h)
+        g = _numerics.nan_where_not(ok, _times((1 - k.smoothing) * a, 2 * mod * h))
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
     if da is not None:
         d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)

@@ -345,7 +345,8 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
         term = g * dz
         if dcw is not None:  # d loss / d w_c = (1 - eps) [c = y] nll_y + (eps / C)(lse - z_c)
             dcw_blk = jax.lax.dynamic_slice_in_dim(dcw, cols[0], k.block).astype(dtype)
-            nll = lse[:, None] - z
+            # NaN for a bad label: reverse mode's class-weight gradient is NaN too
+            nll = jnp.where(ok[:, None], lse[:, None] - z, jnp.nan)
             term = term + ((1 - k.smoothing) * onehot + b) * nll * dcw_blk
         return out + jnp.sum(jnp.where(fresh, term, 0), -1), None
 
@@ -467,10 +468,9 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
         d_w = _add_block(d_w, jnp.matmul(h_t, g), start)
         d_b = _add_block(d_b, jnp.sum(g, 0), start)
         if d_cw is not None:
-            # rows with a bad label add nothing, as in the unfused rule (whose tangent
-            # is NaN there through the select that makes their loss NaN)
+            # rows with a bad label make it NaN, as in the unfused rule
             s_b = (1 - k.smoothing) * onehot + b
-            terms = jnp.where(ok, a * s_b * (lse - z_b), 0)
+            terms = jnp.where(ok, a * s_b * (lse - z_b), jnp.nan)
             d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 

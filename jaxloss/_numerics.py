@@ -169,19 +169,22 @@ def nan_where_not(ok: jax.Array | None, x: jax.Array) -> jax.Array:
 
 
 def nan_if_negative(w: jax.Array) -> jax.Array:
-    """``w`` where it is finite and ``>= 0``, NaN elsewhere, in plain arithmetic."""
-    return w + 0 * jnp.sqrt(jax.lax.stop_gradient(w))
+    """``w`` where it is finite and ``>= 0``, NaN elsewhere, in plain arithmetic. A
+    factor, not a select: its derivative is NaN there too (1 elsewhere), so that
+    reverse mode's gradient of an invalid weight is NaN, not a finite number."""
+    return w * (1 + 0 * jnp.sqrt(jax.lax.stop_gradient(w)))
 
 
 def valid_weights(w: jax.Array | None, upper: float | None = None) -> jax.Array | None:
     """Weights with every entry that is negative, not finite or above ``upper`` made
-    NaN, so that whatever they touch is NaN (a select: for small arrays)."""
+    NaN, so that whatever they touch is NaN (a select: for small arrays). A factor of
+    1 or NaN, so that their derivatives are NaN there too (see :func:`nan_if_negative`)."""
     if w is None:
         return None
     ok = jnp.isfinite(w) & (w >= 0)
     if upper is not None:
         ok = ok & (w <= upper)
-    return jnp.where(ok, w, jnp.nan)
+    return w * jnp.where(ok, 1, jnp.nan).astype(w.dtype)
 
 
 def xlogx(t: jax.Array) -> jax.Array:

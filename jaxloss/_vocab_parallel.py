@@ -189,7 +189,9 @@ def _vp_ce_jvp(k, primals, tangents):
         dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
         out = out + jnp.sum(g * dx, k.axis, keepdims=True)
     if d_targets is not None or d_cw is not None:
-        nlp = jnp.where(x > -jnp.inf, m - x + lse_rel, 0)  # -log p_c
+        # -log p_c; NaN in a row with a bad label or target, so that reverse mode's
+        # gradients of the targets and the class weights are NaN there, not 0
+        nlp = jnp.where(ok, jnp.where(x != -jnp.inf, m - x + lse_rel, 0), jnp.nan)
         if d_targets is not None:
             dt = (1 - k.smoothing) * _numerics.mask_rows(d_targets.astype(dtype), mask_c)
             if w is not None:
@@ -197,7 +199,8 @@ def _vp_ce_jvp(k, primals, tangents):
             out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
         if d_cw is not None:
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
-            out = out + jnp.sum(t_smooth * nlp * dw, k.axis, keepdims=True)
+            # times 1, or NaN at an invalid class weight (w is NaN there)
+            out = out + jnp.sum(t_smooth * nlp * (1 + 0 * w) * dw, k.axis, keepdims=True)
     out = _softmax.shard_sum(jnp.broadcast_to(out, e.shape), k.axis_name)
     out = jnp.where(ok, out, jnp.nan)
     return value, _finish(k, logits, targets, mask, out)
