@@ -82,7 +82,8 @@ class CrossEntropy(_reduction.Kernel):
         the exponentials of the compiled program)."""
         logits = jax.lax.stop_gradient(arrays[0])
         stats = _softmax.forward_row_stats(self.axis, logits, None, self.axis_name)
-        z_term = self.z_loss * jnp.squeeze(stats.lse, self.axis) ** 2
+        lse = jnp.squeeze(stats.lse, self.axis)
+        z_term = self.z_loss * lse * lse  # (z lse) lse: lse**2 overflows first
         return _numerics.mask_rows(z_term, mask)
 
     def weights(self, arrays, mask, dtype):
@@ -136,7 +137,7 @@ def _value(k, logits, targets, class_weights, mask):
             2 * _softmax.row_sum(terms, k.axis, k.axis_name),
         )
     if k.z_loss:
-        loss = loss + k.z_loss * stats.lse**2
+        loss = loss + k.z_loss * stats.lse * stats.lse  # (z lse) lse: lse**2 overflows first
     loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))
     return jnp.squeeze(loss, k.axis)
 

@@ -127,7 +127,8 @@ class LinearCrossEntropy(_reduction.Kernel):
         return total, hidden.shape[0], jax.lax.stop_gradient(z_total)
 
     def _z_term(self, lse, mask):
-        return _numerics.mask_rows(self.z_loss * jax.lax.stop_gradient(lse) ** 2, mask)
+        lse = jax.lax.stop_gradient(lse)
+        return _numerics.mask_rows(self.z_loss * lse * lse, mask)
 
 
 # --------------------------------------------------------------------------------------
@@ -262,8 +263,8 @@ def _stats(k, hidden, weight, bias, labels, class_weights):
         m_new = jax.lax.stop_gradient(jnp.maximum(m, jnp.max(z_live, -1)))
         s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(z_live - m_new[:, None]), -1)
         z_y = z_y + jnp.sum(jnp.where(fresh & (cols == y), z, 0), -1)
-        if k.smoothing:
-            wz = z if cw_blk is None else cw_blk * z
+        if k.smoothing:  # a class of weight 0 adds 0, even at a -inf logit
+            wz = z if cw_blk is None else jnp.where(cw_blk == 0, 0, cw_blk * z)
             sz = sz + jnp.sum(jnp.where(fresh, wz, 0), -1)
         return (m_new, s, z_y, sz), None
 
@@ -279,14 +280,15 @@ def _stats(k, hidden, weight, bias, labels, class_weights):
 
 
 def _loss_from_stats(k, labels, class_weights, m, s, z_y, sz):
-    lse = m + jnp.log(s)
+    log_s = jnp.log(s)
+    lse = m + log_s
     cw = _class_weights(class_weights, lse.dtype)
     w_y = _label_weight(k, cw, labels, lse.dtype)
-    loss = (1 - k.smoothing) * w_y * (lse - z_y)
+    loss = (1 - k.smoothing) * w_y * ((m - z_y) + log_s)  # lse - z_y, rounded once
     if k.smoothing:
         loss = loss + k.smoothing / k.num_classes * (_total_weight(k, cw) * lse - sz)
-    if k.z_loss:
-        loss = loss + k.z_loss * lse**2
+    if k.z_loss:  # (z lse) lse: lse**2 overflows first
+        loss = loss + k.z_loss * lse * lse
     return jnp.where(_labels_ok(k, labels), loss, jnp.nan)
 
 
@@ -309,7 +311,8 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
     """``sum_c g_c dz_c`` (plus the class weights' term), block by block."""
     m, s, z_y, _ = stats
     h = _sanitized(hidden, mask)
-    lse = m + jnp.log(s)
+    log_s = jnp.log(s)
+    lse = m + log_s
     dtype = lse.dtype
     cw = _class_weights(class_weights, dtype)
     w_y = _label_weight(k, cw, labels, dtype)
@@ -326,7 +329,7 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
     def body(out, i):
         cols, fresh, w_blk, b_blk, cw_blk = _block(k, i, weight, bias, cw)
         z, dcap = _logits(k, h, w_blk, b_blk)
-        p = jnp.exp(z - lse[:, None])
+        p = jnp.exp((z - m[:, None]) - log_s[:, None])  # exp(z - lse), with z - m exact
         onehot = (cols == y).astype(dtype)
         target = (1 - k.smoothing) * w_y[:, None] * onehot
         if k.smoothing:
@@ -415,7 +418,8 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
     # [T, C] (this shard's columns); softcap' is computed from z per block below
     z, _ = _logits(k, h, weight, bias)
     m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
-    lse = m + jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
+    log_s = jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
+    lse = m + log_s
     y = _local_labels(k, labels)
     inside = (y >= 0) & (y < k.shard_classes)
     safe = jnp.where(inside, y, 0)[:, None]
@@ -423,12 +427,12 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
     w_y = _label_weight(k, cw, labels, dtype)[:, None]
     b = k.smoothing / k.num_classes
     total_w = _total_weight(k, cw)
-    loss = (1 - k.smoothing) * w_y * (lse - z_y)
-    if k.smoothing:
-        wz = z if cw is None else cw * z
+    loss = (1 - k.smoothing) * w_y * ((m - z_y) + log_s)  # lse - z_y, rounded once
+    if k.smoothing:  # a class of weight 0 adds 0, even at a -inf logit
+        wz = z if cw is None else jnp.where(cw == 0, 0, cw * z)
         loss = loss + b * (total_w * lse - _psum(k, jnp.sum(wz, -1, keepdims=True)))
-    if k.z_loss:
-        loss = loss + k.z_loss * lse**2
+    if k.z_loss:  # (z lse) lse: lse**2 overflows first
+        loss = loss + k.z_loss * lse * lse
     ok = _labels_ok(k, labels)[:, None]
     if mask is not None:
         ok = ok | ~mask[:, None]
@@ -455,7 +459,7 @@ def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
         onehot = (cols == y[:, None]).astype(dtype)
         cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
         target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw_b is None else cw_b)
-        g = a * (coef * jnp.exp(z_b - lse) - target)
+        g = a * (coef * jnp.exp((z_b - m) - log_s) - target)  # exp(z - lse), z - m exact
         if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2 = 1 - (z / c)**2
             g = g * (1 - jnp.square(z_b / k.softcap))
         # 0 in the columns of the block before (a product, not a select: XLA:CPU wrote

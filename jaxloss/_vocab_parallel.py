@@ -57,7 +57,8 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
         m = _softmax.shard_max(jnp.max(x, self.axis, keepdims=True), self.axis_name)
         m = jnp.where(jnp.isfinite(m), m, 0)
         e = _softmax.shard_sum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
-        z_term = self.z_loss * (m + jnp.log(e)) ** 2
+        lse = m + jnp.log(e)
+        z_term = self.z_loss * lse * lse  # (z lse) lse: lse**2 overflows first
         return jnp.squeeze(_numerics.mask_rows(z_term, mask_c), self.axis)
 
     def weights(self, arrays, mask, dtype):
@@ -150,7 +151,7 @@ def _loss(k, m, e, a, s_sum):
     lse_rel = jnp.log(e)
     loss = 2 * a + s_sum * lse_rel
     if k.z_loss:
-        loss = loss + k.z_loss * (m + lse_rel) ** 2
+        loss = loss + k.z_loss * (m + lse_rel) * (m + lse_rel)  # lse**2 overflows first
     return loss
 
 

@@ -217,3 +217,59 @@ def test_mean_of_huge_losses_does_not_overflow():
         jnp.tile(jnp.array([[2e38, -1e38]]), (4, 1)), jnp.ones(4, jnp.int32), reduction="mean"
     )
     np.testing.assert_allclose(ce, 3e38, rtol=1e-6)
+
+
+def test_z_loss_of_a_huge_lse_does_not_overflow():
+    # z lse**2 = 1e-4 (1e20)**2 = 1e36 is a float32; lse**2 alone (1e40) is not
+    x = jnp.array([[-1e20, -1e20]], jnp.float32)
+    y = jnp.array([0])
+    want = 1e-4 * (-1e20 + math.log(2)) ** 2
+    for got in (
+        jaxloss.sparse_categorical_cross_entropy(x, y, z_loss=1e-4),
+        jaxloss.categorical_cross_entropy(x, jnp.array([[1.0, 0.0]]), z_loss=1e-4),
+        jaxloss.linear_cross_entropy(jnp.ones((1, 1)), x, y, z_loss=1e-4),
+        jaxloss.sparse_categorical_cross_entropy(x, y, z_loss=1e-4, return_z_loss=True)[1],
+    ):
+        np.testing.assert_allclose(got, [want], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "row, dtype",
+    [
+        ([3000.0, 3000.0, 0.0], jnp.float32),
+        ([1e6, 1e6, 0.0], jnp.float32),
+        ([2.0**40, 2.0**40, 0.0], jnp.float32),
+        ([-1e6, -1e6, -1e6 - 1], jnp.float32),
+        ([2.0**49, 2.0**49, 0.0], jnp.float64),
+    ],
+)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_linear_ties_at_large_logits(row, dtype, reduction):
+    # two classes share the mass at a logit where lse = m + log 2 rounds: the fused
+    # head's probabilities are exp((z - m) - log s), as the unfused loss's are
+    with jax.enable_x64(dtype == jnp.float64):
+        h, w, y = jnp.ones((1, 1), dtype), jnp.array([row], dtype), jnp.array([2])
+
+        def fused(b):
+            return jnp.sum(jaxloss.linear_cross_entropy(h, w, y, bias=b, reduction=reduction))
+
+        got = jax.grad(fused)(jnp.zeros(3, dtype))
+        want = jax.grad(lambda z: jnp.sum(jaxloss.sparse_categorical_cross_entropy(z, y)))(h @ w)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == jnp.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_linear_smoothing_with_zero_class_weight_on_a_neg_inf_class(reduction):
+    # the class of weight 0 adds nothing to the smoothing term, even at a -inf logit
+    h, w = jnp.ones((1, 1)), jnp.array([[0.0, -22.0, 0.0]])
+    b, cw, y = jnp.array([0.0, 0.0, -jnp.inf]), jnp.array([2.0, 1.0, 0.0]), jnp.array([1])
+    opts = dict(class_weights=cw, label_smoothing=0.1)
+
+    def fused(h):
+        return jnp.sum(jaxloss.linear_cross_entropy(h, w, y, bias=b, reduction=reduction, **opts))
+
+    def unfused(h):
+        return jnp.sum(jaxloss.sparse_categorical_cross_entropy(h @ w + b, y, **opts))
+
+    np.testing.assert_allclose(fused(h), unfused(h), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(fused)(h), jax.grad(unfused)(h), rtol=1e-6)
