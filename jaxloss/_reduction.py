@@ -133,12 +133,19 @@ def apply(
     if sample_weight is not None:
         s = _numerics.mask_rows(sample_weight.astype(values.dtype), mask)
         s = _numerics.nan_if_negative(s)
-        values = values * s
+        values = _weighted(s, values)
         if aux:
-            aux_values = aux_values * s
+            aux_values = _weighted(s, aux_values)
         weights = s if weights is None else weights * s
     out = reduce(values, weights, reduction)
     return (out, reduce(aux_values, weights, reduction)) if aux else out
+
+
+def _weighted(s, values):
+    """``s * values`` with an infinite value of weight 0 giving 0, as ``where`` does
+    (a NaN value stays NaN). The derivative in ``s`` stays the value where it is
+    finite."""
+    return s * jnp.where((s == 0) & jnp.isinf(values), 0, values)
 
 
 def _scale(mask, sample_weight):

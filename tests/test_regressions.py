@@ -273,3 +273,20 @@ def test_linear_smoothing_with_zero_class_weight_on_a_neg_inf_class(reduction):
 
     np.testing.assert_allclose(fused(h), unfused(h), rtol=1e-6)
     np.testing.assert_allclose(jax.grad(fused)(h), jax.grad(unfused)(h), rtol=1e-6)
+
+
+def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
+    x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
+    y = jnp.array([1, 0])
+    s = jnp.array([0.0, 2.0])
+    f = jaxloss.sparse_categorical_cross_entropy
+    np.testing.assert_array_equal(f(x, y, sample_weight=s)[0], 0.0)
+    np.testing.assert_array_equal(f(x, y, sample_weight=s), f(x, y, where=s > 0) * s)
+    assert np.isfinite(f(x, y, sample_weight=s, reduction="sum"))
+    # the derivative in the weights is still the loss where it is finite
+    ds = jax.grad(lambda s: f(x, y, sample_weight=s, reduction="sum"))(s)
+    np.testing.assert_allclose(ds[1], f(x, y)[1], rtol=1e-6)
+    z = jnp.array([[-2e38, 0.5]])
+    got = jaxloss.sigmoid_cross_entropy(z, jnp.ones((1, 2)), pos_weight=jnp.array([2.0, 1.0]),
+                                        sample_weight=jnp.array([[0.0, 1.0]]))  # fmt: skip
+    assert got[0, 0] == 0 and np.isfinite(got[0, 1])
