@@ -290,3 +290,21 @@ def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     got = jaxloss.sigmoid_cross_entropy(z, jnp.ones((1, 2)), pos_weight=jnp.array([2.0, 1.0]),
                                         sample_weight=jnp.array([[0.0, 1.0]]))  # fmt: skip
     assert got[0, 0] == 0 and np.isfinite(got[0, 1])
+
+
+@pytest.mark.parametrize("cap", [1e4, 1e10, 1e11, 1e15, 1e19])
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_linear_large_softcap_gradient(cap, reduction):
+    # the capped logits are rounded once: a product c * t fused into exp(z - m) as a
+    # multiply-add made the probabilities disagree with the statistics (c = 1e10:
+    # 2e-26 for 1; some caps gave NaN)
+    h, y = jnp.ones((1, 1)), jnp.array([0])
+    w = jnp.array([[0.0, min(cap / 2, 5e9)]])
+
+    def fused(w):
+        return jnp.sum(
+            jaxloss.linear_cross_entropy(h, w, y, logit_softcap=cap, reduction=reduction)
+        )
+
+    u = float(w[0, 1]) / cap
+    np.testing.assert_allclose(jax.grad(fused)(w), [[-1.0, 1 / math.cosh(u) ** 2]], rtol=1e-6)
