@@ -163,7 +163,10 @@ def _reverse_kl_terms(p, log_p, zero, t):
     """``p (log p - log t)``: 0 where ``p = 0``, ``+inf`` where ``t = 0 < p`` (even if
     ``p`` underflows: KL(p || t) is infinite whenever t rules out a possible class)."""
     inf = jnp.where(t == 0, jnp.inf, 0)
-    return jnp.where(zero, 0, p * (log_p - jnp.log(jnp.where(t == 0, 1, t))) + inf)
+    # p = 0 from a finite logit (a row spanning more than the float range: log p is
+    # -inf) adds p log p -> 0, not 0 * -inf
+    term = jnp.where(p == 0, 0, p * (log_p - jnp.log(jnp.where(t == 0, 1, t))))
+    return jnp.where(zero, 0, term + inf)
 
 
 def _reverse_kl_value(k, logits, targets, mask):
@@ -179,7 +182,7 @@ def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targ
     kl = jnp.expand_dims(value, k.axis)
     out = 0
     if d_logits is not None:
-        g = jnp.where(zero, 0, p * (log_p - jnp.log(t) - kl))
+        g = jnp.where(zero | (p == 0), 0, p * (log_p - jnp.log(t) - kl))
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:  # NaN in the whole row of a target outside [0, 1]
         g = _numerics.nan_where_not(_row_ok(k, targets, mask), jnp.where(zero, 0, -p / t))

@@ -308,3 +308,16 @@ def test_linear_large_softcap_gradient(cap, reduction):
 
     u = float(w[0, 1]) / cap
     np.testing.assert_allclose(jax.grad(fused)(w), [[-1.0, 1 / math.cosh(u) ** 2]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, big", [(jnp.float32, 2e38), (jnp.float64, 1e308)])
+def test_reverse_kl_row_spanning_more_than_the_float_range(dtype, big):
+    # log p is -inf for the finite logit -big: its p log p adds 0, not 0 * -inf = NaN
+    with jax.enable_x64(dtype == jnp.float64):
+        x = jnp.array([[-big, big]], dtype)
+        t = jnp.array([[0.5, 0.5]], dtype)
+        f = jaxloss.reverse_kl_divergence
+        np.testing.assert_allclose(f(x, t), [math.log(2)], rtol=1e-6)
+        np.testing.assert_array_equal(jax.grad(lambda x: f(x, t, reduction="sum"))(x), [[0, 0]])
+        # and a target that rules out the possible class: +inf, not NaN
+        assert f(jnp.array([[big, -big]], dtype), jnp.array([[0.0, 1.0]], dtype))[0] == jnp.inf
