@@ -228,8 +228,8 @@ def _tangent(
             if k.sparse:
                 t_smooth = one_hot_smoothed()
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
-            # times 1, or NaN at an invalid class weight (w is NaN there)
-            out = out + jnp.sum(t_smooth * nlp * (1 + 0 * w) * dw, k.axis, keepdims=True)
+            coef = t_smooth * nlp * _numerics.nan_at(w)  # NaN at an invalid class weight
+            out = out + jnp.sum(coef * dw, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, stats.sum_exp.shape)
     if k.axis_name is not None:  # every shard's share of the tangent
         out = _softmax.shard_sum(out, k.axis_name)

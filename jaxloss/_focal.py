@@ -174,8 +174,8 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         da_y = _softmax.take(da.astype(dtype), safe)
         if inside is not None:  # only the device that holds the label
             da_y = jnp.where(jnp.expand_dims(inside, k.axis), da_y, 0)
-        # times 1, or NaN at an invalid alpha (a is NaN there)
-        out = out + k.scale * da_y * (1 + 0 * a) * _times(2 * mod, h)
+        # NaN at an invalid alpha (a is NaN there)
+        out = out + k.scale * da_y * _numerics.nan_at(a) * _times(2 * mod, h)
         # a bad label reads no alpha: NaN against every entry, so that reverse mode's
         # gradient of alpha is NaN too (the select below reaches forward mode only)
         out = out + _numerics.nan_where_not(ok, jnp.zeros_like(h)) * jnp.sum(da.astype(dtype))

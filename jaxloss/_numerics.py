@@ -168,6 +168,13 @@ def nan_where_not(ok: jax.Array | None, x: jax.Array) -> jax.Array:
     return x if ok is None else jnp.where(ok, x, jnp.nan)
 
 
+def nan_at(v: jax.Array) -> jax.Array:
+    """``1 + 0 v``: 1 where ``v`` is finite, NaN where it is NaN or infinite. A factor
+    that carries an invalid weight or label (already made NaN) into the coefficient of
+    a derivative rule, so that reverse mode's gradient is NaN there too."""
+    return 1 + 0 * v
+
+
 def nan_if_negative(w: jax.Array) -> jax.Array:
     """``w`` where it is finite and ``>= 0``, NaN elsewhere, in plain arithmetic. A
     factor, not a select: its derivative is NaN there too (1 elsewhere), so that

@@ -73,8 +73,8 @@ def _sigmoid_tangent(k, logits, labels, pos_weight, mask, _value, _stats, dx, dz
         out = out + g * _numerics.mask_rows(dx.astype(dtype), mask)
     if dz is not None:  # d loss / dz~ = q softplus(-x) - softplus(x)
         sp_neg = jax.nn.softplus(-x)
-        # + 0 z: NaN for a label outside [0, 1] (z is NaN there), as its loss is
-        g = (sp_neg if q is None else q * sp_neg) - jax.nn.softplus(x) + 0 * z
+        g = (sp_neg if q is None else q * sp_neg) - jax.nn.softplus(x)
+        g = g * _numerics.nan_at(z)  # NaN for a label outside [0, 1], as its loss is
         out = out + (1 - k.smoothing) * g * _numerics.mask_rows(dz.astype(dtype), mask)
     if dq is not None:
         out = out + _times(z, jax.nn.softplus(-x)) * dq.astype(dtype)
@@ -132,8 +132,8 @@ def _bce_tangent(k, probs, labels, mask, _value, _stats, dp, dz, _dm):
     if dz is not None:
         log_p, log_1mp = _clamped_logs(p)
         dz = _numerics.mask_rows(dz.astype(p.dtype), mask)
-        # + 0 z: NaN for a label outside [0, 1] (z is NaN there), as its loss is
-        out = out - (1 - k.smoothing) * (log_p - log_1mp + 0 * z) * dz
+        g = (log_p - log_1mp) * _numerics.nan_at(z)  # NaN for a label outside [0, 1]
+        out = out - (1 - k.smoothing) * g * dz
     return _numerics.mask_rows(jnp.broadcast_to(out, p.shape), mask)
 
 

@@ -200,8 +200,8 @@ def _vp_ce_jvp(k, primals, tangents):
             out = out + jnp.sum(nlp * dt, k.axis, keepdims=True)
         if d_cw is not None:
             dw = _softmax.along_classes(d_cw, k.axis, x.ndim, dtype)
-            # times 1, or NaN at an invalid class weight (w is NaN there)
-            out = out + jnp.sum(t_smooth * nlp * (1 + 0 * w) * dw, k.axis, keepdims=True)
+            coef = t_smooth * nlp * _numerics.nan_at(w)  # NaN at an invalid class weight
+            out = out + jnp.sum(coef * dw, k.axis, keepdims=True)
     out = _softmax.shard_sum(jnp.broadcast_to(out, e.shape), k.axis_name)
     out = jnp.where(ok, out, jnp.nan)
     return value, _finish(k, logits, targets, mask, out)
