@@ -661,8 +661,9 @@ def poly_loss_cross_entropy(
     x = _numerics.mask_rows(logits, _numerics.expand(mask, ax))  # masked rows: NaN-free
     t = _numerics.mask_rows(labels, _numerics.expand(mask, ax))
     term = _numerics.mask_rows(_poly_term(x, t, ax), mask)
-    # NaN where a label lies outside [0, 1], as ce is: then d/d epsilon is NaN there too
-    term = _numerics.nan_where_not(jnp.squeeze(_numerics.unit_rows(t, ax), ax), term)
+    # NaN where ce is (a label outside [0, 1]): then d/d epsilon is NaN there too. A
+    # per-example select on ce's own check, not a second pass over the labels
+    term = _numerics.nan_where_not(~jnp.isnan(ce), term)
     return ce + epsilon * term
 
 
