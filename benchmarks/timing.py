@@ -43,24 +43,28 @@ def interleaved_medians(
     repeats: int = 9,
     warmup: int = 2,
     min_seconds: float = 0.0,
-    max_repeats: int = 200,
+    max_repeats: int = 5000,
 ) -> dict[str, float]:
-    """Median wall time (s) of each already-compiled function, timed A B A B ...
+    """Median wall time (s) of each already-compiled function, timed A B C C B A ...
 
     Each function runs ``warmup`` times first; then the functions take turns,
     ``repeats`` times each, and more (up to ``max_repeats``) until ``min_seconds``
-    have passed, so that short cases get enough samples on a noisy machine.
+    have passed, so that short cases get enough samples on a noisy machine. Every
+    other round runs them in reverse order, so that none always follows the same one
+    (and inherits its caches).
     """
     for f in fns.values():
         for _ in range(warmup):
             block(f(*args))
     times: dict[str, list[float]] = {k: [] for k in fns}
     start = time.perf_counter()
+    order = list(fns.items())
     while True:
-        for name, f in fns.items():
+        for name, f in order:
             t0 = time.perf_counter()
             block(f(*args))
             times[name].append(time.perf_counter() - t0)
+        order.reverse()
         n = len(next(iter(times.values())))
         elapsed = time.perf_counter() - start
         if n >= max_repeats or (n >= repeats and elapsed >= min_seconds):
