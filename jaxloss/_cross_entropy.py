@@ -131,11 +131,9 @@ def _value(k, logits, targets, class_weights, mask):
         s = (1 - k.smoothing) * t + b if k.smoothing else t
         if w is not None:
             s = w * s
-        terms = _numerics.times(s, _softmax.half_nll(x, stats))
-        loss = _numerics.nan_where_not(
-            _softmax.targets_ok(targets, k.axis, k.axis_name),
-            2 * _softmax.row_sum(terms, k.axis, k.axis_name),
-        )
+        checked = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)
+        terms = _numerics.times(s, _softmax.half_nll(x, checked))  # NaN for a bad target
+        loss = 2 * _softmax.row_sum(terms, k.axis, k.axis_name)
     if k.z_loss:
         loss = loss + k.z_loss * stats.lse * stats.lse  # (z lse) lse: lse**2 overflows first
     loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))

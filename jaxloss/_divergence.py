@@ -98,11 +98,11 @@ class _Divergence(_reduction.Kernel):
 def _kl_value(k, logits, targets, mask):
     dtype = _numerics.compute_dtype(logits)
     stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
+    stats = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)  # NaN: bad target
     t = targets.astype(dtype)
     h = _softmax.half_nll(logits.astype(dtype), stats)
     terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h)
-    ok = _rows_ok(k, targets)  # NaN for a target outside [0, 1]
-    kl = _numerics.nan_where_not(ok, _sum(k, terms))
+    kl = _sum(k, terms)
     return _finish(kl, mask, k.axis)
 
 

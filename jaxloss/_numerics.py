@@ -141,26 +141,33 @@ def nan_outside_unit(z: jax.Array) -> jax.Array:
     return 0 * jnp.sqrt(jax.lax.stop_gradient(z * (1 - z)))
 
 
+def unit_excess(t: jax.Array, axis: int) -> jax.Array:
+    """Per example (class axis kept): ``max(-min_c t_c, max_c t_c - 1)``, which is
+    ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]``, and NaN for a NaN (computed
+    in float32 from the row's extremes, exactly). Two plain reductions, which XLA:CPU
+    runs inside the loss's own reduction pass where their result feeds that pass
+    (:func:`unit_poison`); a two-output ``lax.reduce`` (one read) would be a pass of
+    its own (docs/performance.md). No derivative flows through it."""
+    t = jax.lax.stop_gradient(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(jnp.float32)
+    lo = jnp.min(t, axis, keepdims=True).astype(jnp.float32)
+    hi = jnp.max(t, axis, keepdims=True).astype(jnp.float32)
+    return jnp.maximum(-lo, hi - 1)
+
+
 def unit_rows(t: jax.Array, axis: int) -> jax.Array:
     """Per example (class axis kept): whether every ``t_c`` is in ``[0, 1]`` (False
-    for a NaN). The row's minimum and maximum come from one two-output reduction, one
-    read of ``t``: on XLA:CPU it measured faster than ``min`` and ``max`` as two
-    reductions (soft-target cross-entropy, float32 fwd+bwd: 8192 x 1000 19 against
-    29 ms, 2048 x 8192 44 against 59 ms), and much faster than a per-element test
-    fused into the loss's own pass (docs/performance.md). For 16-bit (and bool) ``t``
-    it is two reductions. No derivative flows through it."""
-    t = jax.lax.stop_gradient(t)
-    if t.dtype.itemsize < 4:  # XLA:CPU wrote float32 copies of 16-bit t for the pair
-        return (jnp.min(t, axis, keepdims=True) >= 0) & (jnp.max(t, axis, keepdims=True) <= 1)
-    top = jnp.inf if jnp.issubdtype(t.dtype, jnp.inexact) else jnp.iinfo(t.dtype).max
-    bottom = -jnp.inf if jnp.issubdtype(t.dtype, jnp.inexact) else jnp.iinfo(t.dtype).min
-    lo, hi = jax.lax.reduce(
-        (t, t),
-        (jnp.array(top, t.dtype), jnp.array(bottom, t.dtype)),
-        lambda a, b: (jax.lax.min(a[0], b[0]), jax.lax.max(a[1], b[1])),
-        (axis % t.ndim,),
-    )
-    return (jnp.expand_dims(lo, axis) >= 0) & (jnp.expand_dims(hi, axis) <= 1)
+    for a NaN)."""
+    return unit_excess(t, axis) <= 0
+
+
+def unit_poison(t: jax.Array, axis: int) -> jax.Array:
+    """Per example (class axis kept): 0 where every ``t_c`` is in ``[0, 1]``, NaN
+    elsewhere (``0 * sqrt(-excess)``). Added to a row statistic that the loss's pass
+    reads, it makes the row's loss NaN with no select after the sums: the check then
+    shares the loss's pass over the targets (docs/performance.md)."""
+    return 0 * jnp.sqrt(-unit_excess(t, axis))
 
 
 def nan_where_not(ok: jax.Array | None, x: jax.Array) -> jax.Array:

@@ -141,8 +141,9 @@ def shard_index(axis_name, like: jax.Array) -> jax.Array:
 class RowStats(NamedTuple):
     """Per-example statistics, with the class axis kept (size 1).
 
-    ``row_max`` is the maximum logit (0 where there is no finite maximum); it is a
-    constant under differentiation, since every formula is invariant to the shift.
+    ``row_max`` is the maximum logit, clamped to the finite range (the lowest float
+    for a row of ``-inf``, the largest for a row holding ``+inf``); it is a constant
+    under differentiation, since every formula is invariant to the shift.
     ``sum_exp`` is ``sum_c exp(x_c - row_max)``, in ``[1, C]`` for a valid row.
     Masked examples hold ``(0, 1)``.
     """
@@ -171,12 +172,26 @@ def row_sum(x: jax.Array, axis: int, axis_name: str | RowSplit | None = None) ->
 def row_max(
     logits: jax.Array, axis: int, dtype, axis_name: str | RowSplit | None = None
 ) -> jax.Array:
-    """The row maximum in ``dtype`` (kept dims), 0 where it is not finite. Taken in
-    the logits' own dtype, which is exact: the conversion to ``dtype`` is monotone.
-    With ``axis_name``, the maximum over every shard of the classes (one ``pmax``)."""
+    """The row maximum in ``dtype`` (kept dims), as a shift (:func:`finite_shift`).
+    Taken in the logits' own dtype, which is exact: the conversion to ``dtype`` is
+    monotone. With ``axis_name``, the maximum over every shard of the classes (one
+    ``pmax``)."""
     m = jax.lax.stop_gradient(jnp.max(logits, axis, keepdims=True).astype(dtype))
-    m = shard_max(m, axis_name)
-    return jnp.where(jnp.isfinite(m), m, 0)
+    return finite_shift(shard_max(m, axis_name))
+
+
+def finite_shift(m: jax.Array) -> jax.Array:
+    """A row maximum clamped to the finite range, for the shift ``x - m``: a row of
+    ``-inf`` logits shifts by the lowest float and a row holding ``+inf`` by the
+    largest, so ``x - m`` is never ``inf - inf`` (NaN stays NaN). Every loss's value
+    and derivatives are those of a shift of 0 there.
+
+    Written ``-max(-max(m, -big), -big)``, per example: XLA:CPU keeps the row maximum
+    in the same reduction pass as the exponentials after an elementwise maximum, but
+    not after a select (``where(isfinite(m), m, 0)``) or a ``clamp``, which its
+    simplifier makes of ``min(max(.))`` (docs/performance.md)."""
+    big = _numerics.largest(m.dtype)
+    return -jnp.maximum(-jnp.maximum(m, -big), -big)
 
 
 def forward_row_stats(axis, logits, mask, axis_name=None):
@@ -321,6 +336,16 @@ def targets_ok(targets: jax.Array, axis: int, axis_name) -> jax.Array:
     if axis_name is None:
         return ok
     return shard_sum(jnp.where(ok, 0, 1), axis_name) == 0
+
+
+def poison_targets(stats: RowStats, targets: jax.Array, axis: int, axis_name) -> RowStats:
+    """``stats`` with a NaN ``row_max`` in the examples whose targets leave ``[0, 1]``
+    on any shard of the classes (:func:`jaxloss._numerics.unit_poison`), for forward
+    passes: a loss read from them is NaN there. A select on the summed loss would do
+    the same, but XLA:CPU then reads the targets in a pass of their own (soft-target
+    cross-entropy forward, docs/performance.md)."""
+    poison = shard_sum(_numerics.unit_poison(targets, axis), axis_name)
+    return stats._replace(row_max=stats.row_max + poison.astype(stats.row_max.dtype))
 
 
 def label_terms(logits, labels, weights, axis: int, axis_name, dtype):

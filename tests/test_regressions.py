@@ -318,3 +318,50 @@ def test_reverse_kl_row_spanning_more_than_the_float_range(dtype, big):
         np.testing.assert_array_equal(jax.grad(lambda x: f(x, t, reduction="sum"))(x), [[0, 0]])
         # and a target that rules out the possible class: +inf, not NaN
         assert f(jnp.array([[big, -big]], dtype), jnp.array([[0.0, 1.0]], dtype))[0] == jnp.inf
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16, jnp.int32, jnp.bool_])
+def test_target_check_is_exact_at_the_interval_ends(dtype):
+    """The forward pass's target check (``_numerics.unit_excess``, from the row's min
+    and max) accepts exactly ``[0, 1]``: the ends and 0/1 rows pass, the next float
+    beyond either end, an integer 2 or -1, and NaN fail."""
+    from jaxloss import _numerics
+
+    ok_rows = [[0, 1, 0], [1, 1, 1], [0, 0, 0]]
+    if jnp.issubdtype(dtype, jnp.floating):
+        finfo = jnp.finfo(dtype)
+        up = float(jnp.nextafter(jnp.array(1, dtype), jnp.array(2, dtype)))
+        down = -float(finfo.smallest_normal)
+        ok_rows += [[0.5, float(finfo.eps), 1 - float(finfo.epsneg)]]
+        bad_rows = [[up, 0, 0], [down, 0.5, 0.5], [float("nan"), 0, 0], [0, float("inf"), 0]]
+    elif dtype == jnp.bool_:
+        bad_rows = []
+    else:
+        bad_rows = [[2, 0, 0], [-1, 1, 0]]
+    t = jnp.array(ok_rows + bad_rows).astype(dtype)
+    want = [True] * len(ok_rows) + [False] * len(bad_rows)
+    np.testing.assert_array_equal(jax.jit(_numerics.unit_rows, static_argnums=1)(t, -1)[:, 0], want)
+    poison = np.asarray(jax.jit(_numerics.unit_poison, static_argnums=1)(t, -1)[:, 0])
+    np.testing.assert_array_equal(np.isnan(poison), np.logical_not(want))
+    np.testing.assert_array_equal(poison[np.asarray(want)], 0)
+
+
+def test_row_shift_of_non_finite_rows():
+    """``_softmax.finite_shift``: the lowest float for a row of ``-inf``, the largest for
+    a row holding ``+inf``, NaN kept, finite maxima unchanged; and the losses at such
+    rows are those of a shift of 0 (``-inf`` rows NaN, ``+inf`` elsewhere than the
+    label gives an infinite sparse loss)."""
+    from jaxloss import _softmax
+
+    big = float(jnp.finfo(jnp.float32).max)
+    m = jnp.array([-jnp.inf, jnp.inf, jnp.nan, -big, big, 0.0, -3.5])
+    got = np.asarray(jax.jit(_softmax.finite_shift)(m))
+    np.testing.assert_array_equal(got, [-big, big, np.nan, -big, big, 0.0, -3.5])
+    x = jnp.array([[-jnp.inf, -jnp.inf, -jnp.inf], [jnp.inf, 1.0, 0.0], [-jnp.inf, 2.0, 1.0]])
+    y = jnp.array([0, 1, 0])
+    loss = jaxloss.sparse_categorical_cross_entropy(x, y)
+    np.testing.assert_array_equal(np.isnan(loss), [True, False, False])
+    np.testing.assert_array_equal(loss[1:], [np.inf, np.inf])
+    sparse = jaxloss.sparse_categorical_cross_entropy
+    g = jax.grad(lambda x: sparse(x[2:], y[2:], reduction="sum"))(x)
+    np.testing.assert_allclose(g[2], [-1.0, 0.7310586, 0.2689414], rtol=1e-6)
