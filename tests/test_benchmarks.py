@@ -62,3 +62,40 @@ def test_collectives_script_lists_only_per_token_numbers_and_dh():
     lines = [ln for ln in done.stdout.splitlines() if "all-reduce" in ln]
     assert any("f32[64,16]" in ln for ln in lines), done.stdout  # dh, once
     assert all("250]" not in ln and "1000]" not in ln for ln in lines), done.stdout
+
+
+def test_compare_against_a_git_revision(capsys):
+    """benchmarks/compare.py imports jaxloss as of a git revision beside the checkout's
+    and times both (here against HEAD, one tiny cell per mode)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if (
+        shutil.which("git") is None
+        or subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH, capture_output=True).returncode
+    ):
+        pytest.skip("not a git checkout")
+    spec = importlib.util.spec_from_file_location("bench_compare", BENCH / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    sys.modules["bench_compare"] = compare
+    spec.loader.exec_module(compare)
+    results = compare.main(
+        [
+            "--losses",
+            "kl",
+            "--shapes",
+            "8x16",
+            "--modes",
+            "fwd,fwd+bwd,per-example",
+            "--rounds",
+            "1",
+            "--min-seconds",
+            "0",
+        ]
+    )
+    assert [key[-1] for key, _ in results] == ["fwd", "fwd+bwd", "per-example"]
+    for _, (row,) in results:
+        assert set(row) == {"new", "base", "optax"} and min(row.values()) > 0
+    assert "new/base" in capsys.readouterr().out
