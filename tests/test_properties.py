@@ -355,7 +355,10 @@ def test_masked_rows_and_second_order(name, seed, c, junk):
     assert np.all(h[1] == 0) and np.all(h[:, :, 1] == 0)
     for second in (jax.jacrev(jax.jacrev(f)), jax.jacfwd(jax.jacrev(f)), jax.jacrev(jax.jacfwd(f))):
         np.testing.assert_allclose(second(xs), h, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(jax.jit(f)(xs), f(xs), rtol=1e-6)
+    # jit fuses and may contract what eager rounds op by op: a few float32 ulps of the
+    # terms (order 1), which kl_with_logits' cancellation can leave in a 0.06 total
+    # (1.2e-6 relative at seed 141183804, found by a 400-example run)
+    np.testing.assert_allclose(jax.jit(f)(xs), f(xs), rtol=1e-6, atol=1e-6)
     per_example = jax.vmap(lambda xi, yi, ti: loss(xi[None], yi[None], ti[None])[0])
     clean = jnp.asarray(np.where(keep[:, None], x, 0.0), jnp.float32)
     tc = jnp.asarray(np.where(keep[:, None], t, 1.0 / c), jnp.float32)
