@@ -232,7 +232,11 @@ def _kl_logits_parts(k, logits, target_logits, mask, stats):
 def _kl_logits_value(k, logits, target_logits, mask):
     stats = _kl_logits_stats(k, logits, target_logits, mask)
     _, q, q_zero, half_ratio = _kl_logits_parts(k, logits, target_logits, mask, stats)
-    terms = jnp.where(q_zero, 0, q * half_ratio)  # a class the teacher rules out adds 0
+    # Where q rounds to 0, a class adds 0, unless the student rules it out (a -inf
+    # logit) and the teacher does not (a finite one): its true q is positive there,
+    # and q (log q - log p) is +inf however small q is.
+    ruled_out = (logits == -jnp.inf) & (target_logits > -jnp.inf)
+    terms = jnp.where(q_zero, jnp.where(ruled_out, jnp.inf, 0), q * half_ratio)
     return _finish(2 * _sum(k, terms), mask, k.axis)
 
 
@@ -541,7 +545,9 @@ def kl_divergence_with_logits(
     differentiable (wrap the teacher in ``jax.lax.stop_gradient`` to freeze it).
     Equal to optax's ``kl_divergence_with_log_targets`` on the log-softmaxes. Exact
     for logits of any finite size and any temperature: each row is shifted by its
-    maximum before it is divided by ``T``.
+    maximum before it is divided by ``T``. A ``-inf`` teacher logit rules its class
+    out (it adds 0); a ``-inf`` student logit where the teacher's is finite makes the
+    divergence ``+inf``, even where ``q`` underflows to 0 in floating point.
 
     Args:
       logits: ``[..., C, ...]`` student logits.

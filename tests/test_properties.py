@@ -205,11 +205,14 @@ def _divergence_reference(name, x, t, temperature):
         return ref.np_js(_softmax64(x), t)
     if name == "entropy":
         return ref.np_entropy(_softmax64(x))
-    # kl_with_logits: KL(q || p) from log-probabilities (exact at huge spans)
+    # kl_with_logits: KL(q || p) from log-probabilities (exact at huge spans). Where q
+    # underflows (even in float64) the class adds 0, unless the student's logit is -inf
+    # and the teacher's finite: q = exp(finite) > 0 there, so the divergence is +inf.
     lq, lp = ref.np_log_softmax(t / temperature), ref.np_log_softmax(x / temperature)
     q = np.exp(lq)
+    ruled_out = np.isneginf(x) & (t > -np.inf)
     with np.errstate(invalid="ignore"):
-        return np.where(q == 0, 0.0, q * (lq - lp)).sum(-1)
+        return np.where(q == 0, np.where(ruled_out, np.inf, 0.0), q * (lq - lp)).sum(-1)
 
 
 @SETTINGS
