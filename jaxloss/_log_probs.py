@@ -184,7 +184,11 @@ class KLWithLogTargets(_TermSum):
     def terms(self, lp, lt):
         t = jnp.exp(lt)
         zero = t == 0
-        return jnp.where(zero, 0, t * (jnp.where(zero, 0, lt) - jnp.where(zero, 0, lp)))
+        # where e^lt rounds to 0 the class adds 0, unless the prediction rules it out
+        # (lp = -inf) and the target does not (a finite lt: its mass is positive)
+        ruled_out = (lp == -jnp.inf) & (lt > -jnp.inf)
+        inside = t * (jnp.where(zero, 0, lt) - jnp.where(zero, 0, lp))
+        return jnp.where(zero, jnp.where(ruled_out, jnp.inf, 0), inside)
 
     def partials(self, lp, lt):
         t = jnp.exp(lt)
@@ -349,8 +353,10 @@ def kl_divergence_with_log_targets(
     and ``exp(log_targets)``, and :func:`kl_divergence_with_logits` with
     ``temperature=1`` when ``log_targets`` is a log-softmax too. A class with
     ``log_target = -inf`` contributes exactly 0, also where ``log_predictions`` is
-    ``-inf`` (optax: NaN). A positive log-target (a probability above 1) makes its
-    example NaN, and :func:`jaxloss.checked` raises.
+    ``-inf`` (optax: NaN); a finite ``log_target`` where ``log_predictions`` is
+    ``-inf`` gives ``+inf``, also where ``exp(log_target)`` underflows to 0. A positive
+    log-target (a probability above 1) makes its example NaN, and
+    :func:`jaxloss.checked` raises.
 
     Args:
       log_predictions: ``[..., C, ...]`` predicted log-probabilities.

@@ -383,3 +383,16 @@ def test_kl_with_logits_student_rules_out_a_class_the_teacher_allows(dtype):
         x, y, temperature=0.5, where=jnp.array([False, True, True, False]), reduction="sum"
     )
     np.testing.assert_allclose(masked, got[1], rtol=1e-6)
+
+
+def test_kl_with_log_targets_prediction_rules_out_a_class_the_target_allows():
+    """The optax drop-in follows kl_divergence_with_logits' rule: a finite log-target
+    (positive mass, however it rounds) where the prediction is -inf gives +inf; a -inf
+    log-target adds 0 (optax gives NaN for both)."""
+    lp = jnp.array([[0.0, -jnp.inf]] * 3)
+    lt = jnp.array([[0.0, -200.0], [0.0, -5.0], [0.0, -jnp.inf]])
+    got = jaxloss.kl_divergence_with_log_targets(lp, lt)
+    np.testing.assert_array_equal(got, [np.inf, np.inf, 0.0])
+    for row in range(2):  # the same as the distillation loss on the same logits
+        want = jaxloss.kl_divergence_with_logits(lp[row], lt[row])
+        np.testing.assert_array_equal(got[row], want)
