@@ -143,14 +143,13 @@ def nan_outside_unit(z: jax.Array) -> jax.Array:
 
 def unit_excess(t: jax.Array, axis: int) -> jax.Array:
     """Per example (class axis kept): ``max(-min_c t_c, max_c t_c - 1)``, which is
-    ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]``, and NaN for a NaN (computed
-    in float32 from the row's extremes, exactly). Two plain reductions, which XLA:CPU
-    runs inside the loss's own reduction pass where their result feeds that pass
-    (:func:`unit_poison`); a two-output ``lax.reduce`` (one read) would be a pass of
-    its own (docs/performance.md). No derivative flows through it."""
+    ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]``, and NaN for a NaN (the
+    row's extremes in ``t``'s own dtype, then float32, which keeps their order). Two
+    plain reductions, which XLA:CPU runs inside the loss's own reduction pass where
+    their result feeds that pass (:func:`unit_poison`); a two-output ``lax.reduce``
+    (one read) would be a pass of its own (docs/performance.md). No derivative flows
+    through it."""
     t = jax.lax.stop_gradient(t)
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.float32)
     lo = jnp.min(t, axis, keepdims=True).astype(jnp.float32)
     hi = jnp.max(t, axis, keepdims=True).astype(jnp.float32)
     return jnp.maximum(-lo, hi - 1)

@@ -331,11 +331,14 @@ def take_label(x: jax.Array, labels: jax.Array, axis: int) -> jax.Array:
 
 def targets_ok(targets: jax.Array, axis: int, axis_name) -> jax.Array:
     """Per example (class axis kept): whether every target of the row, on every shard
-    of the classes, is in ``[0, 1]`` (:func:`jaxloss._numerics.unit_rows`)."""
-    ok = _numerics.unit_rows(targets, axis)
-    if axis_name is None:
-        return ok
-    return shard_sum(jnp.where(ok, 0, 1), axis_name) == 0
+    of the classes, is in ``[0, 1]``: the same statistic as :func:`poison_targets`'s."""
+    return _targets_poison(targets, axis, axis_name) == 0
+
+
+def _targets_poison(targets: jax.Array, axis: int, axis_name) -> jax.Array:
+    """0 per example where every target is in ``[0, 1]`` on every shard, NaN elsewhere
+    (:func:`jaxloss._numerics.unit_poison`, added over the shards)."""
+    return shard_sum(_numerics.unit_poison(targets, axis), axis_name)
 
 
 def poison_targets(stats: RowStats, targets: jax.Array, axis: int, axis_name) -> RowStats:
@@ -344,7 +347,7 @@ def poison_targets(stats: RowStats, targets: jax.Array, axis: int, axis_name) ->
     passes: a loss read from them is NaN there. A select on the summed loss would do
     the same, but XLA:CPU then reads the targets in a pass of their own (soft-target
     cross-entropy forward, docs/performance.md)."""
-    poison = shard_sum(_numerics.unit_poison(targets, axis), axis_name)
+    poison = _targets_poison(targets, axis, axis_name)
     return stats._replace(row_max=stats.row_max + poison.astype(stats.row_max.dtype))
 
 
