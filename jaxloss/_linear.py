@@ -413,13 +413,14 @@ def _linear_ce_and_lse_jvp(k, primals, tangents):
 # (the size of the inputs) and nothing else.
 
 
-def _chunk_fold(k, h, h_t, weight, bias, labels, cw, scale, mask, acc):
+def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     """One chunk of tokens: its per-token losses and lse, and its gradient, added to
     the accumulators ``acc = (dW, db, d_cw)`` a block of columns at a time (see
     ``_fold_block``); returns ``(loss, dh, lse, acc)``. The chunk's ``[T, C]`` logits
     are its one large array: each block's gradient coefficients and ``h^T g`` product
     exist only for that block."""
     dtype = _numerics.compute_dtype(h)
+    h_t = h.astype(dtype).T  # [D, T]
     # [T, C] (this shard's columns); softcap' is computed from z per block below
     z, _ = _logits(k, h, weight, bias)
     m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
@@ -528,14 +529,13 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     cw = _class_weights(class_weights, dtype)
     xs = (
         h.reshape(num, chunk, d),
-        h.astype(dtype).reshape(num, chunk, d).transpose(0, 2, 1),
         labels.reshape(num, chunk),
         scale.reshape(num, chunk),
         None if mask is None else mask.reshape(num, chunk),
     )
 
     def body(acc, x):
-        loss, dh, lse, acc = _chunk_fold(k, x[0], x[1], weight, bias, x[2], cw, x[3], x[4], acc)
+        loss, dh, lse, acc = _chunk_fold(k, x[0], weight, bias, x[1], cw, x[2], x[3], acc)
         return acc, (loss, dh, lse)
 
     zeros = (
