@@ -35,42 +35,66 @@ from jax.typing import ArrayLike
 
 from . import _checks, _numerics, _reduction, _softmax
 
-# Bytes of [tokens, block] float32 temporaries a block may use when block_size is None.
+# By default each path's temporaries hold at most 1/_LOGITS_FRACTION of the float32
+# logits' size, and at most this many bytes of [tokens, block] float32 temporaries (a
+# block of the vocabulary, or the logits of a chunk of tokens).
 BLOCK_BUDGET_BYTES = 2**27
 # A chunk of tokens is not made smaller than this to stay within its budget: chunks of
 # a token or two would turn the matmuls into matrix-vector products, each reading the
 # whole weight.
 MIN_CHUNK_TOKENS = 64
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
-# The fold-early path's chunk: its [chunk, C] float32 logits are its one large array
-# (its gradient is made a block of columns at a time: _chunk_fold). Smaller chunks cost
-# time, mostly in the h^T g matmul, which contracts over the chunk's tokens: at 2048 x
-# 512 x 32768 in float32, 128 tokens measured 1.04-1.10x the unfused step with 30 MiB
-# of temporaries, 512 tokens 0.87-0.92x with 83 MiB (docs/performance.md, "The fused
-# head"). The budget counts that one array.
-_TEMPS_PER_CHUNK = 1
+# The fold-early path's chunk of T tokens keeps float32 temporaries of [T, C] (its
+# logits, its one large array) and, for each block of columns of its gradient, a
+# [T, block] gradient coefficient, a [D, block] slice of the weight and the [D, block]
+# product h^T g (_chunk_fold). By default they hold at most 1/8 of the float32 logits
+# ([N, C]) and the chunk's logits at most BLOCK_BUDGET_BYTES. Smaller chunks cost time:
+# each reads the whole weight twice and adds to the whole weight gradient. At 2048 x
+# 512 x 32768 in float32 the default is 128 tokens and 26 MiB of temporaries (10% of
+# the logits), 0.95x the time of the plain unfused step and 1.09x that of jaxloss's
+# own; 512 tokens took 79 MiB at 0.80x and 0.92x (docs/performance.md, "The fused
+# head").
+_LOGITS_FRACTION = 8
 
 
-def token_block_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
-    """Tokens per chunk of the fold-early path: its ``[chunk, C]`` float32 logits
-    within ``budget`` bytes, at least 1, at most the number of tokens. The default
-    budget is 1/4 of the logits' size, at most ``BLOCK_BUDGET_BYTES``, with chunks of
-    at least ``MIN_CHUNK_TOKENS`` tokens (or every token, if there are fewer). Smaller
-    chunks trade time for memory: each reads the whole weight and adds to the whole
-    weight gradient, in smaller matmuls."""
+def token_block_for(
+    num_tokens: int, num_classes: int, hidden_size: int, budget: int | None = None
+) -> int:
+    """Tokens per chunk of the fold-early path: as many as keep the chunk's float32
+    temporaries (``[chunk, C]`` logits, and per block of columns a ``[chunk, block]``
+    coefficient and two ``[D, block]`` arrays) within ``budget`` bytes, at least 1, at
+    most the number of tokens, and a divisor of it where one is more than half that
+    (other chunk sizes pad, which copies the hidden states).
+
+    The default budget is 1/8 of the float32 logits' size, with the chunk's logits at
+    most ``BLOCK_BUDGET_BYTES``, in chunks of at least ``MIN_CHUNK_TOKENS`` tokens (or
+    every token, if there are fewer), so that small heads are not cut into
+    matrix-vector products. Smaller chunks trade time for memory: each reads the whole
+    weight and adds to the whole weight gradient, in smaller matmuls."""
+    c = max(num_classes, 1)
+    block = _fold_block(hidden_size, hidden_size, c, 4)
+    fixed = 2 * hidden_size * block * 4
+    per_token = (c + block) * 4
     floor = 1
     if budget is None:
-        budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // 4)
-        # the floor never takes a chunk past BLOCK_BUDGET_BYTES
-        floor = min(MIN_CHUNK_TOKENS, num_tokens, BLOCK_BUDGET_BYTES // (max(num_classes, 1) * 4))
-    chunk = budget // (max(num_classes, 1) * 4 * _TEMPS_PER_CHUNK)
-    return max(floor, min(chunk, num_tokens), 1)
+        budget = num_tokens * c * 4 // _LOGITS_FRACTION
+        # the floor never takes a chunk's logits past BLOCK_BUDGET_BYTES
+        floor = min(MIN_CHUNK_TOKENS, num_tokens, BLOCK_BUDGET_BYTES // (c * 4))
+        chunk = min((budget - fixed) // per_token, BLOCK_BUDGET_BYTES // (c * 4))
+    else:
+        chunk = (budget - fixed) // per_token
+    chunk = max(floor, min(chunk, num_tokens), 1)
+    lowest = max(chunk // 2 + 1, floor)
+    divisors = [t for t in range(chunk, lowest - 1, -1) if num_tokens % t == 0]
+    return divisors[0] if divisors else chunk
 
 
 def block_size_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
     """The vocabulary block: as many classes as ``budget`` bytes of float32
-    ``[tokens, block]`` temporaries allow, a multiple of 128, at most ``C``."""
-    budget = BLOCK_BUDGET_BYTES if budget is None else budget
+    ``[tokens, block]`` temporaries allow, a multiple of 128, at most ``C``. The
+    default budget is 1/8 of the float32 logits' size, at most ``BLOCK_BUDGET_BYTES``."""
+    if budget is None:
+        budget = min(BLOCK_BUDGET_BYTES, num_tokens * num_classes * 4 // _LOGITS_FRACTION)
     block = budget // (max(num_tokens, 1) * 4 * _TEMPS_PER_BLOCK)
     block = max(128, block // 128 * 128)
     return min(block, num_classes)
@@ -491,8 +515,10 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
 
 # Bytes of each of the gradient coefficients ([T, block]) and the [D, block] product
 # that the fold makes for one block of columns (about: a block has at least 128
-# columns).
-_PRODUCT_BUDGET_BYTES = 2**22
+# columns). At 2048 x 512 x 32768 in float32, 2 MiB (1024 columns) took 0.95-0.98x
+# the time of 4 MiB with chunks of 128 or 512 tokens (two interleaved runs each;
+# 1 MiB was no faster): the block's arrays stay in this CPU's 2 MiB L2 cache.
+_PRODUCT_BUDGET_BYTES = 2**21
 
 
 def _fold_block(d, tokens, num_classes, itemsize):
@@ -748,7 +774,7 @@ def linear_cross_entropy(
     else:
         block = min(_checks.check_positive_int(block_size, "block_size", fn), shard_classes)
     if token_block_size is None:
-        token_block = token_block_for(n, shard_classes)
+        token_block = token_block_for(n, shard_classes, hidden.shape[-1])
     else:
         token_block = _checks.check_positive_int(token_block_size, "token_block_size", fn)
         token_block = min(token_block, max(n, 1))

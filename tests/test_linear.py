@@ -203,8 +203,11 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
     option, a mask and sample weights: the scalar path against the unfused loss."""
     import jaxloss._linear as linear
 
-    assert linear.token_block_for(7, C, budget=2 * C * 4 * linear._TEMPS_PER_CHUNK) == 2
-    monkeypatch.setattr(linear, "token_block_for", lambda n, c, budget=None: 2)
+    d = 4
+    block = linear._fold_block(d, d, C, 4)
+    budget = 2 * (C + block) * 4 + 2 * d * block * 4  # two tokens' arrays and the block's
+    assert linear.token_block_for(7, C, d, budget=budget) == 2
+    monkeypatch.setattr(linear, "token_block_for", lambda n, c, d, budget=None: 2)
     h, w, b, y, cw = _inputs(rng, n=7)
     y[3] = -100
     keep = np.array([True, True, False, True, True, True, True])
@@ -267,14 +270,17 @@ def test_single_class_and_default_chunks(rng):
     assert all(np.all(x == 0) for x in g)  # one class: the loss is 0 whatever h and W are
     import jaxloss._linear as linear
 
-    # by default a chunk of tokens holds at most 1/4 of the logits (and at most 128 MiB),
-    # and at least 64 tokens
-    assert linear.token_block_for(2048, 32768) == 512
-    assert linear.token_block_for(8192, 131072) == 256
-    assert linear.token_block_for(512, 5885) == 128
-    assert linear.token_block_for(512, 100) == 128
-    assert linear.token_block_for(300, 10**6) == 33  # 128 MiB caps the 64-token floor
-    assert linear.token_block_for(40, 400) == 40
+    # by default a chunk's temporaries hold at most 1/8 of the float32 logits, its
+    # logits at most 128 MiB, in chunks of at least 64 tokens that divide N where they
+    # can (a padded chunk copies the hidden states)
+    assert linear.token_block_for(2048, 32768, 512) == 128
+    assert linear.token_block_for(8192, 131072, 1024) == 256
+    assert linear.token_block_for(8192, 16032, 4096) == 512  # one of 8 vocabulary shards
+    assert linear.token_block_for(512, 5885, 64) == 64
+    assert linear.token_block_for(300, 10**6, 64) == 33  # 128 MiB caps the 64-token floor
+    assert linear.token_block_for(40, 400, 8) == 40
+    assert linear.token_block_for(3000, 32768, 512) == 300  # 332 fit; 3000 = 10 x 300
+    assert linear.token_block_for(3001, 32768, 512) == 332  # prime: the last chunk is padded
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
