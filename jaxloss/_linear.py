@@ -447,9 +447,6 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     h_t = h.astype(dtype).T  # [D, T]
     # [T, C] (this shard's columns); softcap' is computed from z per block below
     z, _ = _logits(k, h, weight, bias)
-    m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
-    log_s = jnp.log(_psum(k, jnp.sum(jnp.exp(z - m), -1, keepdims=True)))
-    lse = m + log_s
     y = _local_labels(k, labels)
     inside = (y >= 0) & (y < k.shard_classes)
     safe = jnp.where(inside, y, 0)[:, None]
@@ -457,10 +454,31 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     w_y = _label_weight(k, cw, labels, dtype)[:, None]
     b = k.smoothing / k.num_classes
     total_w = _total_weight(k, cw)
-    loss = (1 - k.smoothing) * w_y * ((m - z_y) + log_s)  # lse - z_y, rounded once
+    sz = 0.0
     if k.smoothing:  # a class of weight 0 adds 0, even at a -inf logit
         wz = z if cw is None else jnp.where(cw == 0, 0, cw * z)
-        loss = loss + b * (total_w * lse - _psum(k, jnp.sum(wz, -1, keepdims=True)))
+        sz = _psum(k, jnp.sum(wz, -1, keepdims=True))
+    m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
+    # The gradient's softmax is e / s, from the exponentials the statistics took (one
+    # exp per logit, not two), unless a softcap's derivative or the class-weight
+    # gradient reads the logits themselves: then the chunk keeps z and takes
+    # exp((z - m) - log s) per block. Either way it holds one [T, C] array: e takes
+    # z's place once z_y (and sz) are read, which the shift's 0 * min(m - z_y, 1) (0,
+    # or NaN with the row) makes XLA do first.
+    keep_z = k.softcap is not None or acc[2] is not None
+    shift = m
+    if not keep_z:
+        tie = jnp.minimum(m - z_y, 1)
+        if k.smoothing:
+            tie = tie + jnp.minimum(jnp.abs(sz), 1)
+        shift = m + tie * 0
+    e = jnp.exp(z - shift)
+    s = _psum(k, jnp.sum(e, -1, keepdims=True))
+    log_s = jnp.log(s)
+    lse = m + log_s
+    loss = (1 - k.smoothing) * w_y * ((m - z_y) + log_s)  # lse - z_y, rounded once
+    if k.smoothing:
+        loss = loss + b * (total_w * lse - sz)
     if k.z_loss:  # (z lse) lse: lse**2 overflows first
         loss = loss + k.z_loss * lse * lse
     ok = _labels_ok(k, labels)[:, None]
@@ -485,11 +503,15 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
         weight_, i, dh_t = jax.lax.optimization_barrier((weight, i, dh_t))
         # the columns of the last block that the block before covered get no gradient
         start, cols, fresh = _columns(i, block, k.shard_classes)
-        z_b = jax.lax.dynamic_slice_in_dim(z, start, block, axis=1)
+        if keep_z:
+            z_b = jax.lax.dynamic_slice_in_dim(z, start, block, axis=1)
+            p_b = jnp.exp((z_b - m) - log_s)  # exp(z - lse), z - m exact
+        else:
+            p_b = jax.lax.dynamic_slice_in_dim(e, start, block, axis=1) / s
         onehot = (cols == y[:, None]).astype(dtype)
         cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
         target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw_b is None else cw_b)
-        g = a * (coef * jnp.exp((z_b - m) - log_s) - target)  # exp(z - lse), z - m exact
+        g = a * (coef * p_b - target)
         if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2 = 1 - (z / c)**2
             g = g * (1 - jnp.square(z_b / k.softcap))
         # 0 in the columns of the block before (a product, not a select: XLA:CPU wrote

@@ -198,9 +198,12 @@ def test_errors_name_the_argument():
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
+@pytest.mark.parametrize("reads_logits", [True, False])
+def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction, reads_logits):
     """A budget small enough for chunks of 2 tokens (the last one padded), with every
-    option, a mask and sample weights: the scalar path against the unfused loss."""
+    option, a mask and sample weights: the scalar path against the unfused loss. A
+    softcap and class weights make the fold keep each chunk's logits; without them it
+    keeps their exponentials instead (``reads_logits=False``)."""
     import jaxloss._linear as linear
 
     d = 4
@@ -216,19 +219,28 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction):
         ignore_index=-100,
         label_smoothing=0.1,
         z_loss=0.01,
-        logit_softcap=3.0,
+        logit_softcap=3.0 if reads_logits else None,
         where=keep,
         reduction=reduction,
     )
+    if not reads_logits:
+        cw = None
 
-    def fused(h, w, b, cw, sw):
+    def fused(h, w, b, sw):
         return LCE(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts)
 
-    def unfused(h, w, b, cw, sw):
+    def unfused(h, w, b, sw):
         return _unfused(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts)
 
     # first order: the second-order check of this path is test_derivatives_all_options_...
-    check_derivatives(fused, unfused, h, w, b, cw, sw, order=1)
+    check_derivatives(fused, unfused, h, w, b, sw, order=1)
+    if reads_logits:  # and with respect to the class weights
+        check_derivatives(
+            lambda cw: LCE(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts),
+            lambda cw: _unfused(h, w, y, bias=b, class_weights=cw, sample_weight=sw, **opts),
+            cw,
+            order=1,
+        )
 
 
 def test_fold_makes_the_gradient_in_column_blocks(rng):
