@@ -236,19 +236,33 @@ def _block(k, i, weight, bias, class_weights):
 def _logits(k, h, w_blk, b_blk):
     """``softcap(h @ W_blk + b_blk)`` in the compute dtype (float32 for 16-bit
     inputs), and ``softcap'`` (None without a softcap)."""
+    t = _uncapped(k, h, w_blk, b_blk)
+    if k.softcap is None:
+        return t, None
+    return _cap(k, t), 1 - t * t
+
+
+def _uncapped(k, h, w_blk, b_blk):
+    """``h @ W_blk + b_blk`` in the compute dtype (float32 for 16-bit inputs): the
+    logits, or with a softcap ``c`` the ``tanh(. / c)`` of which they are
+    :func:`_cap`."""
     dtype = _numerics.compute_dtype(h)
     z = jnp.matmul(h, w_blk, preferred_element_type=dtype)
     if b_blk is not None:
         z = z + b_blk.astype(dtype)
+    return z if k.softcap is None else jnp.tanh(z / k.softcap)
+
+
+def _cap(k, t):
+    """The logits ``c t`` from ``t = tanh(u / c)`` (identity without a softcap)."""
     if k.softcap is None:
-        return z, None
-    t = jnp.tanh(z / k.softcap)
+        return t
     # max(c t, -c) is c t (|t| <= 1), rounded before anything uses it. XLA:CPU fused a
     # bare product c * t into its consumers as a multiply-add (c t - m, unrounded), so
     # that exp(z - m) in the gradient disagreed with the statistics taken from the
     # rounded z by up to a rounding of c (c = 1e4: 2e-4 relative; c = 1e10: a
     # probability of 2e-26 for 1). A quotient t / (1 / c) is rewritten as the product.
-    return jnp.maximum(k.softcap * t, -k.softcap), 1 - t * t
+    return jnp.maximum(k.softcap * t, -k.softcap)
 
 
 def _class_weights(class_weights, dtype):
@@ -445,12 +459,16 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     exist only for that block."""
     dtype = _numerics.compute_dtype(h)
     h_t = h.astype(dtype).T  # [D, T]
-    # [T, C] (this shard's columns); softcap' is computed from z per block below
-    z, _ = _logits(k, h, weight, bias)
+    # [T, C] (this shard's columns): the logits, or with a softcap the tanh of which
+    # they are _cap, computed from it where they are read (cap is monotone, so the
+    # row maximum is the cap of t's), so that the chunk keeps one [T, C] array
+    t = _uncapped(k, h, weight, bias)
+    z = _cap(k, t)
     y = _local_labels(k, labels)
     inside = (y >= 0) & (y < k.shard_classes)
     safe = jnp.where(inside, y, 0)[:, None]
-    z_y = _psum(k, jnp.where(inside[:, None], jnp.take_along_axis(z, safe, -1), 0))
+    t_y = jnp.take_along_axis(t, safe, -1)
+    z_y = _psum(k, jnp.where(inside[:, None], _cap(k, t_y), 0))
     w_y = _label_weight(k, cw, labels, dtype)[:, None]
     b = k.smoothing / k.num_classes
     total_w = _total_weight(k, cw)
@@ -458,7 +476,7 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     if k.smoothing:  # a class of weight 0 adds 0, even at a -inf logit
         wz = z if cw is None else jnp.where(cw == 0, 0, cw * z)
         sz = _psum(k, jnp.sum(wz, -1, keepdims=True))
-    m = _pmax(k, jax.lax.stop_gradient(jnp.max(z, -1, keepdims=True)))
+    m = _pmax(k, jax.lax.stop_gradient(_cap(k, jnp.max(t, -1, keepdims=True))))
     # The gradient's softmax is e / s, from the exponentials the statistics took (one
     # exp per logit, not two), unless a softcap's derivative or the class-weight
     # gradient reads the logits themselves: then the chunk keeps z and takes
@@ -504,7 +522,8 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
         # the columns of the last block that the block before covered get no gradient
         start, cols, fresh = _columns(i, block, k.shard_classes)
         if keep_z:
-            z_b = jax.lax.dynamic_slice_in_dim(z, start, block, axis=1)
+            t_b = jax.lax.dynamic_slice_in_dim(t, start, block, axis=1)
+            z_b = _cap(k, t_b)
             p_b = jnp.exp((z_b - m) - log_s)  # exp(z - lse), z - m exact
         else:
             p_b = jax.lax.dynamic_slice_in_dim(e, start, block, axis=1) / s
@@ -512,8 +531,8 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
         cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
         target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw_b is None else cw_b)
         g = a * (coef * p_b - target)
-        if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2 = 1 - (z / c)**2
-            g = g * (1 - jnp.square(z_b / k.softcap))
+        if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2
+            g = g * (1 - t_b * t_b)
         # 0 in the columns of the block before (a product, not a select: XLA:CPU wrote
         # out a zero block for the select; a NaN row is NaN in every column anyway)
         g = g * fresh.astype(dtype)
@@ -530,7 +549,7 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
             d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 
-    dh_t = _varying(jnp.zeros(h_t.shape, dtype), h_t, weight, z)
+    dh_t = _varying(jnp.zeros(h_t.shape, dtype), h_t, weight, t)
     d_w, d_b, d_cw, dh_t = jax.lax.fori_loop(0, num, step, (*acc, dh_t))
     return loss[:, 0], dh_t.T, lse[:, 0], (d_w, d_b, d_cw)
 
