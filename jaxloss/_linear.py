@@ -60,33 +60,36 @@ _LOGITS_FRACTION = 8
 def token_block_for(
     num_tokens: int, num_classes: int, hidden_size: int, budget: int | None = None
 ) -> int:
-    """Tokens per chunk of the fold-early path: as many as keep the chunk's float32
-    temporaries (``[chunk, C]`` logits, and per block of columns a ``[chunk, block]``
-    coefficient and two ``[D, block]`` arrays) within ``budget`` bytes, at least 1, at
-    most the number of tokens, and a divisor of it where one is more than half that
-    (other chunk sizes pad, which copies the hidden states).
+    """Tokens per chunk of the fold-early path: as many as keep its float32
+    temporaries within ``budget`` bytes, at least 1, in as few chunks as that allows,
+    of equal size (the last chunk ends at the last token and redoes the rows that
+    the one before covered: at most ``chunks - 1`` of them).
 
-    The default budget is 1/8 of the float32 logits' size, with the chunk's logits at
-    most ``BLOCK_BUDGET_BYTES``, in chunks of at least ``MIN_CHUNK_TOKENS`` tokens (or
-    every token, if there are fewer), so that small heads are not cut into
+    The temporaries are the chunk's ``[T, C]`` logits, per block of columns a
+    ``[T, block]`` coefficient and two ``[D, block]`` arrays, and the ``[N, D]``
+    gradient of the hidden states, counted for at most half the budget (for a large
+    ``D`` and a small shard of the vocabulary it is larger than 1/8 of the logits by
+    itself). The default budget is 1/8 of the float32 logits' size, with the chunk's
+    logits at most ``BLOCK_BUDGET_BYTES``, in chunks of at least ``MIN_CHUNK_TOKENS``
+    tokens (or every token, if there are fewer), so that small heads are not cut into
     matrix-vector products. Smaller chunks trade time for memory: each reads the whole
     weight and adds to the whole weight gradient, in smaller matmuls."""
     c = max(num_classes, 1)
+    n = max(num_tokens, 1)
     block = _fold_block(hidden_size, hidden_size, c, 4)
-    fixed = 2 * hidden_size * block * 4
     per_token = (c + block) * 4
-    floor = 1
     if budget is None:
-        budget = num_tokens * c * 4 // _LOGITS_FRACTION
-        # the floor never takes a chunk's logits past BLOCK_BUDGET_BYTES
-        floor = min(MIN_CHUNK_TOKENS, num_tokens, BLOCK_BUDGET_BYTES // (c * 4))
+        budget = n * c * 4 // _LOGITS_FRACTION
+        fixed = min(n * hidden_size * 4, budget // 2) + 2 * hidden_size * block * 4
         chunk = min((budget - fixed) // per_token, BLOCK_BUDGET_BYTES // (c * 4))
+        # the floor never takes a chunk's logits past BLOCK_BUDGET_BYTES
+        chunk = max(chunk, min(MIN_CHUNK_TOKENS, BLOCK_BUDGET_BYTES // (c * 4)))
     else:
+        fixed = min(n * hidden_size * 4, budget // 2) + 2 * hidden_size * block * 4
         chunk = (budget - fixed) // per_token
-    chunk = max(floor, min(chunk, num_tokens), 1)
-    lowest = max(chunk // 2 + 1, floor)
-    divisors = [t for t in range(chunk, lowest - 1, -1) if num_tokens % t == 0]
-    return divisors[0] if divisors else chunk
+    chunk = max(1, min(chunk, n))
+    chunks = -(-n // chunk)
+    return -(-n // chunks)
 
 
 def block_size_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
@@ -580,41 +583,57 @@ def _add_block(acc, x, start):
 
 
 def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
-    """Per-token losses and G, over chunks of tokens (the last one padded)."""
+    """Per-token losses and G, over chunks of tokens. The last chunk ends at the last
+    token, overlapping the one before where the chunk does not divide the tokens
+    (padding would copy the hidden states; a smaller last chunk would be compiled,
+    and its logits held, apart): there the rows the chunk before covered add nothing
+    and keep their gradient."""
     n, d = hidden.shape
     dtype = _numerics.compute_dtype(hidden)
     chunk = k.token_block
-    pad = -n % chunk
     h = _sanitized(hidden, mask)
     scale = _numerics.mask_rows(scale, mask)
-    if pad:
-        h = jnp.pad(h, ((0, pad), (0, 0)))
-        labels = jnp.pad(labels, (0, pad))
-        scale = jnp.pad(scale, (0, pad))
-        mask = None if mask is None else jnp.pad(mask, (0, pad))
-    num = (n + pad) // chunk
     cw = _class_weights(class_weights, dtype)
-    xs = (
-        h.reshape(num, chunk, d),
-        labels.reshape(num, chunk),
-        scale.reshape(num, chunk),
-        None if mask is None else mask.reshape(num, chunk),
-    )
 
-    def body(acc, x):
-        loss, dh, lse, acc = _chunk_fold(k, x[0], weight, bias, x[1], cw, x[2], x[3], acc)
-        return acc, (loss, dh, lse)
+    def body(carry, i):
+        acc, d_hidden = carry
+        start = jnp.minimum(i * chunk, n - chunk)
+        fresh = start + jnp.arange(chunk) >= i * chunk
 
-    zeros = (
+        def rows(a):
+            return jax.lax.dynamic_slice_in_dim(a, start, chunk)
+
+        # the rows the chunk before covered add nothing: scale 0 (a NaN they hold made
+        # everything NaN there already)
+        scale_c = jnp.where(fresh, rows(scale), 0)
+        mask_c = None if mask is None else rows(mask)
+        loss_c, dh_c, lse_c, acc = _chunk_fold(
+            k, rows(h), weight, bias, rows(labels), cw, scale_c, mask_c, acc
+        )
+        dh_c = jnp.where(fresh[:, None], dh_c, rows(d_hidden))
+        d_hidden = jax.lax.dynamic_update_slice_in_dim(d_hidden, dh_c, start, 0)
+        return (acc, d_hidden), (loss_c, lse_c)
+
+    acc = (
         jnp.zeros(weight.shape, dtype),
         jnp.zeros(weight.shape[1:], dtype),
         None if cw is None else jnp.zeros(weight.shape[1:], dtype),
     )
-    zeros = _varying(zeros, h, weight, bias, labels, cw, scale)
-    (d_weight, d_bias, d_cw), (loss, d_hidden, lse) = jax.lax.scan(body, zeros, xs)
-    loss = _numerics.mask_rows(loss.reshape(-1)[:n], None if mask is None else mask[:n])
-    d_hidden = _psum(k, d_hidden.reshape(-1, d)[:n])  # the one [N, D] all-reduce
-    return loss, d_hidden, d_weight, d_bias, d_cw, lse.reshape(-1)[:n]
+    carry = _varying((acc, jnp.zeros((n, d), dtype)), h, weight, bias, labels, cw, scale)
+    if n == 0:  # no chunk to slice: every gradient is 0
+        (d_weight, d_bias, d_cw), d_hidden = carry
+        empty = jnp.zeros((0,), dtype)
+        return empty, d_hidden, d_weight, d_bias, d_cw, empty
+    num = -(-n // chunk)
+    carry, (loss, lse) = jax.lax.scan(body, carry, jnp.arange(num))
+    (d_weight, d_bias, d_cw), d_hidden = carry
+
+    def per_token(x):  # the last chunk's first rows repeat the chunk before's
+        return jnp.concatenate([x[:-1].reshape(-1), x[-1, num * chunk - n :]])
+
+    loss = _numerics.mask_rows(per_token(loss), mask)
+    d_hidden = _psum(k, d_hidden)  # the one [N, D] all-reduce
+    return loss, d_hidden, d_weight, d_bias, d_cw, per_token(lse)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))

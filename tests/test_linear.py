@@ -208,7 +208,8 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction, reads_logi
 
     d = 4
     block = linear._fold_block(d, d, C, 4)
-    budget = 2 * (C + block) * 4 + 2 * d * block * 4  # two tokens' arrays and the block's
+    # two tokens' arrays, the block's, and the [N, D] gradient
+    budget = 2 * (C + block) * 4 + 2 * d * block * 4 + 7 * d * 4
     assert linear.token_block_for(7, C, d, budget=budget) == 2
     monkeypatch.setattr(linear, "token_block_for", lambda n, c, d, budget=None: 2)
     h, w, b, y, cw = _inputs(rng, n=7)
@@ -283,16 +284,13 @@ def test_single_class_and_default_chunks(rng):
     import jaxloss._linear as linear
 
     # by default a chunk's temporaries hold at most 1/8 of the float32 logits, its
-    # logits at most 128 MiB, in chunks of at least 64 tokens that divide N where they
-    # can (a padded chunk copies the hidden states)
-    assert linear.token_block_for(2048, 32768, 512) == 128
+    # logits at most 128 MiB, in the fewest chunks of at least 64 tokens, of equal size
+    assert linear.token_block_for(2048, 32768, 512) == 171  # 12 chunks; 186 would fit
     assert linear.token_block_for(8192, 131072, 1024) == 256
-    assert linear.token_block_for(8192, 16032, 4096) == 512  # one of 8 vocabulary shards
+    assert linear.token_block_for(8192, 16032, 4096) == 432  # one of 8 vocabulary shards
     assert linear.token_block_for(512, 5885, 64) == 64
-    assert linear.token_block_for(300, 10**6, 64) == 33  # 128 MiB caps the 64-token floor
+    assert linear.token_block_for(300, 10**6, 64) == 30  # 128 MiB caps the 64-token floor
     assert linear.token_block_for(40, 400, 8) == 40
-    assert linear.token_block_for(3000, 32768, 512) == 300  # 332 fit; 3000 = 10 x 300
-    assert linear.token_block_for(3001, 32768, 512) == 332  # prime: the last chunk is padded
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -319,3 +317,42 @@ def test_return_z_loss_equals_unfused(rng, reduction):
     assert np.all(
         jax.grad(lambda h: jnp.sum(LCE(h, w, y, return_z_loss=True, **options)[1]))(h) == 0
     )
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_last_chunk_overlaps_the_one_before(rng, reduction):
+    """7 tokens in chunks of 3: the last chunk is tokens 4-6, and tokens 4 and 5 (which
+    the chunk before covered) add nothing twice, also where one holds a bad label and
+    one is masked."""
+    h, w, b, y, _ = _inputs(rng, n=7)
+    keep = np.array([True, True, True, True, True, False, True])
+
+    def both(y):
+        def fused(h, w):
+            return LCE(h, w, y, bias=b, where=keep, reduction=reduction, token_block_size=3)
+
+        def unfused(h, w):
+            return _unfused(h, w, y, bias=b, where=keep, reduction=reduction)
+
+        return [(f(h, w), jax.grad(f, (0, 1))(h, w)) for f in (fused, unfused)]
+
+    (value, (dh, dw)), (want, (want_dh, want_dw)) = both(y)
+    np.testing.assert_allclose(value, want, rtol=1e-6)
+    np.testing.assert_allclose(dh, want_dh, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-7)
+    bad = y.copy()
+    bad[4] = C  # out of range, in the overlap: NaN once, in its row and in dW
+    (value, (dh, dw)), (want, (want_dh, want_dw)) = both(bad)
+    assert np.isnan(value) and np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(dh), np.isnan(want_dh))
+    assert np.isnan(dh[4]).all() and not np.isnan(np.delete(dh, 4, 0)).any()
+    assert np.isnan(dw).all() == np.isnan(want_dw).all()
+
+
+def test_empty_batch():
+    h, w, y = jnp.zeros((0, 4)), jnp.ones((4, 10)), jnp.zeros((0,), jnp.int32)
+    for reduction in ("none", "sum", "mean"):
+        value = LCE(h, w, y, reduction=reduction)
+        dh, dw = jax.grad(lambda h, w: jnp.sum(LCE(h, w, y, reduction=reduction)), (0, 1))(h, w)
+        assert value.shape == ((0,) if reduction == "none" else ())
+        assert np.all(value == 0) and dh.shape == (0, 4) and np.all(dw == 0)
