@@ -236,7 +236,9 @@ def main(argv=None) -> dict:
             f"{r['ratio_vs_unfused']:.2f}, roofline {r['roofline']:.0%}",
             flush=True,
         )
-    sweep = chunk_sweep(*shapes[0], [8, 16, 32] if args.quick else [64, 128, 256, 512], args)
+    n, d, c = shapes[0]
+    chunks = [8, 16, 32] if args.quick else [64, 128, 256, 512]
+    sweep = chunk_sweep(n, d, c, sorted({*chunks, linear.token_block_for(n, c, d)}), args)
     big = (
         []
         if args.quick

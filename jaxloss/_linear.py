@@ -44,21 +44,26 @@ BLOCK_BUDGET_BYTES = 2**27
 # whole weight.
 MIN_CHUNK_TOKENS = 64
 _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
-# The fold-early path's chunk of T tokens keeps float32 temporaries of [T, C] (its
-# logits, its one large array) and, for each block of columns of its gradient, a
-# [T, block] gradient coefficient, a [D, block] slice of the weight and the [D, block]
-# product h^T g (_chunk_fold). By default they hold at most 1/8 of the float32 logits
-# ([N, C]) and the chunk's logits at most BLOCK_BUDGET_BYTES. Smaller chunks cost time:
-# each reads the whole weight twice and adds to the whole weight gradient. At 2048 x
-# 512 x 32768 in float32 the default is 128 tokens and 26 MiB of temporaries (10% of
-# the logits), 0.95x the time of the plain unfused step and 1.09x that of jaxloss's
-# own; 512 tokens took 79 MiB at 0.80x and 0.92x (docs/performance.md, "The fused
-# head").
+# The fold-early path's chunk of T tokens keeps float32 temporaries of [T, C] (one
+# array: its logits or their exponentials) and, for each block of columns of its
+# gradient, a [T, block] gradient coefficient, a [D, block] slice of the weight and
+# the [D, block] product h^T g (_chunk_fold); the step keeps the [N, D] dh too. By
+# default they hold at most 1/8 of the float32 logits ([N, C]) and the chunk's logits
+# at most BLOCK_BUDGET_BYTES (token_block_for). Smaller chunks cost time: each reads
+# the whole weight twice and adds to the whole weight gradient. At 2048 x 512 x 32768
+# in float32 the default is 171 tokens and 27 MiB of temporaries (11% of the logits),
+# 0.96-0.99x the time of jaxloss's unfused step and 0.86-0.91x optax's (one run,
+# docs/performance.md, "The fused head").
 _LOGITS_FRACTION = 8
+_SHARDED_LOGITS_FRACTION = 4
 
 
 def token_block_for(
-    num_tokens: int, num_classes: int, hidden_size: int, budget: int | None = None
+    num_tokens: int,
+    num_classes: int,
+    hidden_size: int,
+    budget: int | None = None,
+    sharded: bool = False,
 ) -> int:
     """Tokens per chunk of the fold-early path: as many as keep its float32
     temporaries within ``budget`` bytes, at least 1, in as few chunks as that allows,
@@ -67,25 +72,34 @@ def token_block_for(
 
     The temporaries are the chunk's ``[T, C]`` logits, per block of columns a
     ``[T, block]`` coefficient and two ``[D, block]`` arrays, and the ``[N, D]``
-    gradient of the hidden states, counted for at most half the budget (for a large
-    ``D`` and a small shard of the vocabulary it is larger than 1/8 of the logits by
-    itself). The default budget is 1/8 of the float32 logits' size, with the chunk's
-    logits at most ``BLOCK_BUDGET_BYTES``, in chunks of at least ``MIN_CHUNK_TOKENS``
-    tokens (or every token, if there are fewer), so that small heads are not cut into
-    matrix-vector products. Smaller chunks trade time for memory: each reads the whole
-    weight and adds to the whole weight gradient, in smaller matmuls."""
+    gradient of the hidden states, counted for at most half the budget. The default
+    budget is 1/8 of the float32 logits' size, with the chunk's logits at most
+    ``BLOCK_BUDGET_BYTES``, in chunks of at least ``MIN_CHUNK_TOKENS`` tokens (or every
+    token, if there are fewer), so that small heads are not cut into matrix-vector
+    products. Smaller chunks trade time for memory: each reads the whole weight and
+    adds to the whole weight gradient, in smaller matmuls.
+
+    ``sharded`` (the vocabulary split over devices, ``C`` this device's classes): every
+    chunk also costs two small all-reduces, whose latency does not shrink with the
+    shard, so by default the chunk's logits alone may take 1/4 of the local logits
+    (at most ``BLOCK_BUDGET_BYTES``), as ``docs/scaling.md`` models."""
     c = max(num_classes, 1)
     n = max(num_tokens, 1)
     block = _fold_block(hidden_size, hidden_size, c, 4)
     per_token = (c + block) * 4
+    fixed = 2 * hidden_size * block * 4
     if budget is None:
-        budget = n * c * 4 // _LOGITS_FRACTION
-        fixed = min(n * hidden_size * 4, budget // 2) + 2 * hidden_size * block * 4
-        chunk = min((budget - fixed) // per_token, BLOCK_BUDGET_BYTES // (c * 4))
+        cap = BLOCK_BUDGET_BYTES // (c * 4)  # the chunk's logits
+        if sharded:
+            chunk = min(n // _SHARDED_LOGITS_FRACTION, cap)
+        else:
+            budget = n * c * 4 // _LOGITS_FRACTION
+            fixed += min(n * hidden_size * 4, budget // 2)
+            chunk = min((budget - fixed) // per_token, cap)
         # the floor never takes a chunk's logits past BLOCK_BUDGET_BYTES
-        chunk = max(chunk, min(MIN_CHUNK_TOKENS, BLOCK_BUDGET_BYTES // (c * 4)))
+        chunk = max(chunk, min(MIN_CHUNK_TOKENS, cap))
     else:
-        fixed = min(n * hidden_size * 4, budget // 2) + 2 * hidden_size * block * 4
+        fixed += min(n * hidden_size * 4, budget // 2)
         chunk = (budget - fixed) // per_token
     chunk = max(1, min(chunk, n))
     chunks = -(-n // chunk)
@@ -470,15 +484,15 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     y = _local_labels(k, labels)
     inside = (y >= 0) & (y < k.shard_classes)
     safe = jnp.where(inside, y, 0)[:, None]
-    t_y = jnp.take_along_axis(t, safe, -1)
-    z_y = _psum(k, jnp.where(inside[:, None], _cap(k, t_y), 0))
+    # this shard's part of the label's logit and of sum_c w_c z_c (summed below)
+    z_y = jnp.where(inside[:, None], _cap(k, jnp.take_along_axis(t, safe, -1)), 0)
     w_y = _label_weight(k, cw, labels, dtype)[:, None]
     b = k.smoothing / k.num_classes
     total_w = _total_weight(k, cw)
-    sz = 0.0
+    sz = None
     if k.smoothing:  # a class of weight 0 adds 0, even at a -inf logit
         wz = z if cw is None else jnp.where(cw == 0, 0, cw * z)
-        sz = _psum(k, jnp.sum(wz, -1, keepdims=True))
+        sz = jnp.sum(wz, -1, keepdims=True)
     m = _pmax(k, jax.lax.stop_gradient(_cap(k, jnp.max(t, -1, keepdims=True))))
     # The gradient's softmax is e / s, from the exponentials the statistics took (one
     # exp per logit, not two), unless a softcap's derivative or the class-weight
@@ -494,7 +508,8 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
             tie = tie + jnp.minimum(jnp.abs(sz), 1)
         shift = m + tie * 0
     e = jnp.exp(z - shift)
-    s = _psum(k, jnp.sum(e, -1, keepdims=True))
+    # one all-reduce of the sums over the shards (XLA combines them)
+    s, z_y, sz = _psum(k, (jnp.sum(e, -1, keepdims=True), z_y, sz))
     log_s = jnp.log(s)
     lse = m + log_s
     loss = (1 - k.smoothing) * w_y * ((m - z_y) + log_s)  # lse - z_y, rounded once
@@ -738,13 +753,14 @@ def linear_cross_entropy(
       label_smoothing, z_loss, reduction: as in :func:`sparse_categorical_cross_entropy`.
       logit_softcap: ``c`` to use ``c * tanh(logits / c)`` (Gemma 2), or None.
       block_size: classes per block of the ``"none"`` path; None chooses it from the
-        number of tokens so that a block's float32 temporaries stay within about
-        128 MiB.
+        number of tokens so that a block's float32 temporaries stay within 1/8 of the
+        float32 logits' size and at most about 128 MiB.
       token_block_size: tokens per chunk of the ``"sum"``/``"mean"`` path, whose
-        largest temporary is the chunk's ``[T, C]`` float32 logits. None chooses
-        1/4 of the logits' size, at most 128 MiB and at least 64 tokens. Smaller
-        chunks use less memory and more time: each chunk reads the weight and
-        updates its whole gradient, and its matmuls are smaller (see
+        largest temporary is one ``[T, C]`` float32 array. None chooses the fewest
+        chunks of equal size whose temporaries (``dh`` included) stay within 1/8 of
+        the float32 logits' size, with a chunk's logits at most 128 MiB, and at least
+        64 tokens. Smaller chunks use less memory and more time: each chunk reads the
+        weight and updates its whole gradient, and its matmuls are smaller (see
         ``docs/performance.md``, "The fused head").
       return_z_loss: also return the z-loss term ``z lse**2`` on its own, weighted
         and reduced like the loss (for logging, as Liger and T5X return it):
@@ -834,7 +850,9 @@ def linear_cross_entropy(
     else:
         block = min(_checks.check_positive_int(block_size, "block_size", fn), shard_classes)
     if token_block_size is None:
-        token_block = token_block_for(n, shard_classes, hidden.shape[-1])
+        token_block = token_block_for(
+            n, shard_classes, hidden.shape[-1], sharded=axis_name is not None
+        )
     else:
         token_block = _checks.check_positive_int(token_block_size, "token_block_size", fn)
         token_block = min(token_block, max(n, 1))

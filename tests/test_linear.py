@@ -211,7 +211,7 @@ def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction, reads_logi
     # two tokens' arrays, the block's, and the [N, D] gradient
     budget = 2 * (C + block) * 4 + 2 * d * block * 4 + 7 * d * 4
     assert linear.token_block_for(7, C, d, budget=budget) == 2
-    monkeypatch.setattr(linear, "token_block_for", lambda n, c, d, budget=None: 2)
+    monkeypatch.setattr(linear, "token_block_for", lambda *args, **kwargs: 2)
     h, w, b, y, cw = _inputs(rng, n=7)
     y[3] = -100
     keep = np.array([True, True, False, True, True, True, True])
@@ -287,7 +287,10 @@ def test_single_class_and_default_chunks(rng):
     # logits at most 128 MiB, in the fewest chunks of at least 64 tokens, of equal size
     assert linear.token_block_for(2048, 32768, 512) == 171  # 12 chunks; 186 would fit
     assert linear.token_block_for(8192, 131072, 1024) == 256
-    assert linear.token_block_for(8192, 16032, 4096) == 432  # one of 8 vocabulary shards
+    assert linear.token_block_for(8192, 16032, 4096) == 432
+    # a vocabulary shard (one of 8): each chunk costs two small all-reduces, so the
+    # chunk's logits alone may take 1/4 of the local logits
+    assert linear.token_block_for(8192, 16032, 4096, sharded=True) == 2048
     assert linear.token_block_for(512, 5885, 64) == 64
     assert linear.token_block_for(300, 10**6, 64) == 30  # 128 MiB caps the 64-token floor
     assert linear.token_block_for(40, 400, 8) == 40
