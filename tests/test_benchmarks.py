@@ -39,7 +39,13 @@ def test_quick_linear_benchmark(tmp_path):
     (step,) = [r for r in report["steps"] if r["dtype"] == "float32"]
     assert step["value_error"] < 1e-3 and step["median_s"]["fused"] > 0
     assert (tmp_path / "linear-cpu-quick.md").read_text().startswith("###")
-    assert [r["tokens"] for r in report["chunk_sweep"]["chunks"]] == [8, 16, 32]
+    sweep = report["chunk_sweep"]
+    # the default chunk (every token of this tiny batch) is swept too
+    assert [r["tokens"] for r in sweep["chunks"]] == [8, 16, 32, 64] and sweep["default"] == 64
+    assert (
+        sweep["optax_s"] > 0
+        and "vs unfused (optax)" in (tmp_path / "linear-cpu-quick.md").read_text()
+    )
 
 
 def test_collectives_script_lists_only_per_token_numbers_and_dh():
