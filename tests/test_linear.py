@@ -359,3 +359,24 @@ def test_empty_batch():
         dh, dw = jax.grad(lambda h, w: jnp.sum(LCE(h, w, y, reduction=reduction)), (0, 1))(h, w)
         assert value.shape == ((0,) if reduction == "none" else ())
         assert np.all(value == 0) and dh.shape == (0, 4) and np.all(dw == 0)
+
+
+@pytest.mark.parametrize(
+    "opts", [{}, dict(label_smoothing=0.1, z_loss=1e-4), dict(logit_softcap=30.0)], ids=str
+)
+def test_default_step_keeps_an_eighth_of_the_logits(opts):
+    """The issue's shape, 2048 x 512 x 32768 in float32, compiled only: the training
+    step's temporaries with the default chunk stay within 1/8 of the 256 MiB logits."""
+    n, d, c = 2048, 512, 32768
+    shapes = (
+        jax.ShapeDtypeStruct((n, d), jnp.float32),
+        jax.ShapeDtypeStruct((d, c), jnp.float32),
+        jax.ShapeDtypeStruct((n,), jnp.int32),
+    )
+
+    def loss(h, w, y):
+        return LCE(h, w, y, reduction="mean", **opts)
+
+    step = jax.jit(jax.value_and_grad(loss, (0, 1)))
+    temp = step.lower(*shapes).compile().memory_analysis().temp_size_in_bytes
+    assert temp <= n * c * 4 / 8, temp / 2**20
