@@ -88,7 +88,9 @@ def token_block_for(
     block = _fold_block(hidden_size, hidden_size, c, 4)
     per_token = (c + block) * 4
     fixed = 2 * hidden_size * block * 4
-    if budget is None:
+    floor = 1
+    default = budget is None
+    if default:
         cap = BLOCK_BUDGET_BYTES // (c * 4)  # the chunk's logits
         if sharded:
             chunk = min(n // _SHARDED_LOGITS_FRACTION, cap)
@@ -97,13 +99,17 @@ def token_block_for(
             fixed += min(n * hidden_size * 4, budget // 2)
             chunk = min((budget - fixed) // per_token, cap)
         # the floor never takes a chunk's logits past BLOCK_BUDGET_BYTES
-        chunk = max(chunk, min(MIN_CHUNK_TOKENS, cap))
+        floor = max(1, min(MIN_CHUNK_TOKENS, cap))
+        chunk = max(chunk, floor)
     else:
         fixed += min(n * hidden_size * 4, budget // 2)
         chunk = (budget - fixed) // per_token
     chunk = max(1, min(chunk, n))
-    chunks = -(-n // chunk)
-    return -(-n // chunks)
+    equal = -(-n // -(-n // chunk))
+    if default and equal < floor:  # fewer equal chunks, each at least the floor
+        wider = -(-n // max(1, n // floor))
+        equal = wider if wider * c * 4 <= BLOCK_BUDGET_BYTES else equal
+    return equal
 
 
 def block_size_for(num_tokens: int, num_classes: int, budget: int | None = None) -> int:
@@ -563,7 +569,8 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
         if d_cw is not None:
             # rows with a bad label make it NaN, as in the unfused rule
             s_b = (1 - k.smoothing) * onehot + b
-            terms = jnp.where(ok, a * s_b * (lse - z_b), jnp.nan)
+            # a class no token's target reaches adds 0, even at a -inf logit
+            terms = jnp.where(ok, _numerics.times(a * s_b, lse - z_b), jnp.nan)
             d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 
@@ -638,7 +645,7 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     if n == 0:  # no chunk to slice: every gradient is 0
         (d_weight, d_bias, d_cw), d_hidden = carry
         empty = jnp.zeros((0,), dtype)
-        return empty, d_hidden, d_weight, d_bias, d_cw, empty
+        return empty, _psum(k, d_hidden), d_weight, d_bias, d_cw, empty
     num = -(-n // chunk)
     carry, (loss, lse) = jax.lax.scan(body, carry, jnp.arange(num))
     (d_weight, d_bias, d_cw), d_hidden = carry
@@ -651,10 +658,17 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     return loss, d_hidden, d_weight, d_bias, d_cw, per_token(lse)
 
 
+def _weighted(loss, scale):
+    """Per token, the loss where its scale is 0 and the loss infinite made 0, as in
+    the unfused reduction: such a token adds 0 to the sum (and to its derivative in
+    the scale), not NaN; a NaN loss stays NaN."""
+    return jnp.where((scale == 0) & jnp.isinf(loss), 0, loss)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_total(k, hidden, weight, bias, labels, class_weights, mask, scale):
     loss = _value(k, hidden, weight, bias, labels, class_weights, mask)
-    return jnp.sum(loss * scale.astype(loss.dtype))
+    return jnp.sum(_weighted(loss, scale) * scale.astype(loss.dtype))
 
 
 def _linear_total_jvp(k, primals, tangents):
@@ -665,7 +679,7 @@ def _linear_total_jvp(k, primals, tangents):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_total_and_lse(k, hidden, weight, bias, labels, class_weights, mask, scale):
     loss, lse = _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask)
-    return jnp.sum(loss * scale.astype(loss.dtype)), lse
+    return jnp.sum(_weighted(loss, scale) * scale.astype(loss.dtype)), lse
 
 
 def _linear_total_and_lse_jvp(k, primals, tangents):
@@ -674,6 +688,7 @@ def _linear_total_and_lse_jvp(k, primals, tangents):
     dh, dw, db, _, dcw, _, dscale = map(_numerics.nonzero, tangents)
     folded = _fold(k, hidden, weight, bias, labels, class_weights, mask, scale)
     loss, g_h, g_w, g_b, g_cw, lse = folded
+    loss = _weighted(loss, scale)
     value = jnp.sum(loss * scale.astype(loss.dtype))
     out = jnp.zeros((), value.dtype)
     if dh is not None:  # dh is the whole gradient on every shard

@@ -294,6 +294,9 @@ def test_single_class_and_default_chunks(rng):
     assert linear.token_block_for(512, 5885, 64) == 64
     assert linear.token_block_for(300, 10**6, 64) == 30  # 128 MiB caps the 64-token floor
     assert linear.token_block_for(40, 400, 8) == 40
+    # fewer equal chunks rather than chunks under 64 tokens: 65 = 1 x 65, 129 = 2 x 65
+    assert linear.token_block_for(65, 300, 4) == 65
+    assert linear.token_block_for(129, 32768, 512) == 65
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -380,3 +383,38 @@ def test_default_step_keeps_an_eighth_of_the_logits(opts):
     step = jax.jit(jax.value_and_grad(loss, (0, 1)))
     temp = step.lower(*shapes).compile().memory_analysis().temp_size_in_bytes
     assert temp <= n * c * 4 / 8, temp / 2**20
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_infinite_token_of_weight_zero_and_a_masked_class(rng, reduction):
+    """A token whose label is a -inf-bias class has an infinite loss: with sample weight
+    0 it adds 0 to the value and to every gradient, as unfused (it gave NaN); and that
+    class's weight, which no other token's target reaches, gets gradient 0 (it was
+    NaN, from 0 * inf)."""
+    h, w, b, _, cw = _inputs(rng, n=5, c=5)
+    b[2] = -np.inf
+    y = np.array([0, 2, 3, 4, 0], np.int32)
+    sw = np.array([1.0, 0.0, 1.0, 2.0, 1.0])
+
+    def fused(h, w, cw, sw):
+        return LCE(
+            h,
+            w,
+            y,
+            bias=b,
+            class_weights=cw,
+            sample_weight=sw,
+            reduction=reduction,
+            token_block_size=2,
+        )
+
+    def unfused(h, w, cw, sw):
+        return _unfused(h, w, y, bias=b, class_weights=cw, sample_weight=sw, reduction=reduction)
+
+    args = (h, w, cw, sw)
+    np.testing.assert_allclose(fused(*args), unfused(*args), rtol=1e-6)
+    for got, want in zip(
+        jax.grad(fused, (0, 1, 2, 3))(*args), jax.grad(unfused, (0, 1, 2, 3))(*args)
+    ):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -355,6 +355,20 @@ SCRIPT = textwrap.dedent(
                            "c": cl // 4}
         except Exception as e:
             report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    # an empty batch with the vocabulary split over shard_map: every gradient is 0
+    mesh = jax.make_mesh((8,), ("model",), axis_types=(AxisType.Auto,))
+    h0, y0 = jnp.zeros((0, d), jnp.float32), jnp.zeros((0,), jnp.int32)
+    for reduction in ("sum", "mean"):
+        key = f"linear-empty/{reduction}"
+        try:
+            f = jax.shard_map(
+                lambda h, w, reduction=reduction: jaxloss.linear_cross_entropy(
+                    h, w, y0, axis_name="model", reduction=reduction),
+                mesh=mesh, in_specs=(P(), P(None, "model")), out_specs=P())
+            g_h, g_w = jax.grad(f, (0, 1))(h0, wt)
+            report[key] = [list(g_h.shape), float(jnp.abs(g_w).max())]
+        except Exception as e:
+            report[key] = {"error": f"{type(e).__name__}: {e}"[:600]}
     print("REPORT" + json.dumps(report))
     """
 )
@@ -475,4 +489,8 @@ def test_class_sharded_meshes():
         ok = rel_value < 1e-6 and max(grads) < 1e-5
         if not (ok and r["sizes"] and max(r["sizes"]) <= bound < n_ * c_ + 1):
             failures.append(f"{key}: {r}")
+    for reduction in ("sum", "mean"):
+        got = report[f"linear-empty/{reduction}"]
+        if got != [[0, report["linear-explicit/sum"]["d"]], 0.0]:
+            failures.append(f"linear-empty/{reduction}: {got}")
     assert not failures, "\n".join(failures)
