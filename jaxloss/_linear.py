@@ -658,17 +658,10 @@ def _fold(k, hidden, weight, bias, labels, class_weights, mask, scale):
     return loss, d_hidden, d_weight, d_bias, d_cw, per_token(lse)
 
 
-def _weighted(loss, scale):
-    """Per token, the loss where its scale is 0 and the loss infinite made 0, as in
-    the unfused reduction: such a token adds 0 to the sum (and to its derivative in
-    the scale), not NaN; a NaN loss stays NaN."""
-    return jnp.where((scale == 0) & jnp.isinf(loss), 0, loss)
-
-
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_total(k, hidden, weight, bias, labels, class_weights, mask, scale):
     loss = _value(k, hidden, weight, bias, labels, class_weights, mask)
-    return jnp.sum(_weighted(loss, scale) * scale.astype(loss.dtype))
+    return jnp.sum(_numerics.unweighted_zero(scale, loss) * scale.astype(loss.dtype))
 
 
 def _linear_total_jvp(k, primals, tangents):
@@ -679,7 +672,7 @@ def _linear_total_jvp(k, primals, tangents):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _linear_total_and_lse(k, hidden, weight, bias, labels, class_weights, mask, scale):
     loss, lse = _value_and_lse(k, hidden, weight, bias, labels, class_weights, mask)
-    return jnp.sum(_weighted(loss, scale) * scale.astype(loss.dtype)), lse
+    return jnp.sum(_numerics.unweighted_zero(scale, loss) * scale.astype(loss.dtype)), lse
 
 
 def _linear_total_and_lse_jvp(k, primals, tangents):
@@ -688,7 +681,7 @@ def _linear_total_and_lse_jvp(k, primals, tangents):
     dh, dw, db, _, dcw, _, dscale = map(_numerics.nonzero, tangents)
     folded = _fold(k, hidden, weight, bias, labels, class_weights, mask, scale)
     loss, g_h, g_w, g_b, g_cw, lse = folded
-    loss = _weighted(loss, scale)
+    loss = _numerics.unweighted_zero(scale, loss)  # a token of weight 0 adds 0, as unfused
     value = jnp.sum(loss * scale.astype(loss.dtype))
     out = jnp.zeros((), value.dtype)
     if dh is not None:  # dh is the whole gradient on every shard

@@ -135,6 +135,13 @@ def times(weight: jax.Array, value: jax.Array) -> jax.Array:
     return weight * jnp.minimum(value, bound)
 
 
+def unweighted_zero(s: jax.Array, values: jax.Array) -> jax.Array:
+    """``values`` with an infinite value of weight ``s == 0`` made 0, so that
+    ``s * unweighted_zero(s, values)`` adds nothing for it, as ``where`` would (a NaN
+    value stays NaN), and its derivative in ``s`` there is 0."""
+    return jnp.where((s == 0) & jnp.isinf(values), 0, values)
+
+
 def nan_outside_unit(z: jax.Array) -> jax.Array:
     """0 where ``0 <= z <= 1``, NaN elsewhere (and for NaN): add it to a term to make
     an out-of-range probability or label poison that term, in plain arithmetic."""

@@ -151,7 +151,7 @@ def _weighted(s, values, elementwise=False):
     overflows."""
     if elementwise:
         return s * values
-    return s * jnp.where((s == 0) & jnp.isinf(values), 0, values)
+    return s * _numerics.unweighted_zero(s, values)
 
 
 def _scale(mask, sample_weight):
