@@ -414,8 +414,10 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
         term = g * dz
         if dcw is not None:  # d loss / d w_c = (1 - eps) [c = y] nll_y + (eps / C)(lse - z_c)
             dcw_blk = jax.lax.dynamic_slice_in_dim(dcw, cols[0], k.block).astype(dtype)
-            # NaN for a bad label: reverse mode's class-weight gradient is NaN too
-            nll = jnp.where(ok[:, None], lse[:, None] - z, jnp.nan)
+            # -log p_c taken as 0 at a -inf logit, as in the unfused rule; NaN for a bad
+            # label: reverse mode's class-weight gradient is NaN too
+            nll = jnp.where(z != -jnp.inf, lse[:, None] - z, 0)
+            nll = jnp.where(ok[:, None], nll, jnp.nan)
             term = term + ((1 - k.smoothing) * onehot + b) * nll * dcw_blk
         return out + jnp.sum(jnp.where(fresh, term, 0), -1), None
 
@@ -569,8 +571,9 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
         if d_cw is not None:
             # rows with a bad label make it NaN, as in the unfused rule
             s_b = (1 - k.smoothing) * onehot + b
-            # a class no token's target reaches adds 0, even at a -inf logit
-            terms = jnp.where(ok, _numerics.times(a * s_b, lse - z_b), jnp.nan)
+            # -log p_c taken as 0 at a -inf logit, as in the unfused rule
+            nll = jnp.where(z_b != -jnp.inf, lse - z_b, 0)
+            terms = jnp.where(ok, a * s_b * nll, jnp.nan)
             d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 
