@@ -52,7 +52,7 @@ _TEMPS_PER_BLOCK = 4  # logits, exp, gradient coefficient, one more for XLA
 # at most BLOCK_BUDGET_BYTES (token_block_for). Smaller chunks cost time: each reads
 # the whole weight twice and adds to the whole weight gradient. At 2048 x 512 x 32768
 # in float32 the default is 171 tokens and 27 MiB of temporaries (11% of the logits),
-# 0.96-0.99x the time of jaxloss's unfused step and 0.86-0.91x optax's (one run,
+# 0.96-1.02x the time of jaxloss's unfused step and 0.84-0.91x optax's (two runs,
 # docs/performance.md, "The fused head").
 _LOGITS_FRACTION = 8
 _SHARDED_LOGITS_FRACTION = 4
@@ -479,9 +479,9 @@ def _linear_ce_and_lse_jvp(k, primals, tangents):
 def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     """One chunk of tokens: its per-token losses and lse, and its gradient, added to
     the accumulators ``acc = (dW, db, d_cw)`` a block of columns at a time (see
-    ``_fold_block``); returns ``(loss, dh, lse, acc)``. The chunk's ``[T, C]`` logits
-    are its one large array: each block's gradient coefficients and ``h^T g`` product
-    exist only for that block."""
+    ``_fold_block``); returns ``(loss, dh, lse, acc)``. The chunk keeps one large
+    ``[T, C]`` array (its logits or their exponentials): each block's gradient
+    coefficients and ``h^T g`` product exist only for that block."""
     dtype = _numerics.compute_dtype(h)
     h_t = h.astype(dtype).T  # [D, T]
     # [T, C] (this shard's columns): the logits, or with a softcap the tanh of which
