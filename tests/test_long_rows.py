@@ -132,3 +132,20 @@ def test_vmap_of_per_example_gradients(short_rows):
     got = jax.vmap(jax.grad(one))(x, Y[0] % C)
     want = jax.nn.softmax(x) * 1.0 - (0.9 * jax.nn.one_hot(Y[0] % C, C) + 0.1 / C)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["categorical", "kl"])
+def test_16_bit_view_is_not_copied(short_rows, monkeypatch, loss):
+    # The view must reach the kernel as a bitcast: XLA:CPU used to write a float32 copy
+    # of each 16-bit array of the view (and a 16-bit copy of the targets), 2.5 times
+    # the float32 logits, where one float32 copy of the logits is all it needs.
+    monkeypatch.setattr(_long_rows, "MAX_ROW", 1024)
+    monkeypatch.setattr(_long_rows, "MIN_ROW", 512)
+    n, c = 16, 4096  # split into 4 rows of 1024
+    x = jnp.zeros((n, c), jnp.bfloat16)
+    f = getattr(jaxloss, {"categorical": "categorical_cross_entropy", "kl": "kl_divergence"}[loss])
+    kernel = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=False)
+    assert isinstance(_long_rows.maybe_split(kernel, (x, x, None)), _long_rows.SplitRows)
+    compiled = jax.jit(lambda x, t: f(x, t, reduction="mean")).lower(x, x).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    assert temp <= 4 * n * c + 64 * n, temp
