@@ -128,10 +128,15 @@ def times(weight: jax.Array, value: jax.Array) -> jax.Array:
 
     ``value`` (``>= 0`` or ``+inf``) is capped at the largest float where the weight
     is 0, and left alone where it is positive:
-    ``min(value, largest * (1 + sign(weight)))``, whose bound overflows to ``inf``
-    exactly when ``weight > 0``.
+    ``min(value, largest * (1 + ceil(weight)))``, whose bound overflows to ``inf``
+    exactly when ``weight > 0`` (``ceil`` is at least 1 there, also for the smallest
+    subnormal, and 0 at ``+-0``).
+
+    ``ceil`` rather than ``sign``, which is as exact: XLA:CPU ran the sign of
+    converted 16-bit weights slowly inside its fused reduction (soft targets, bfloat16
+    8192 x 1000, forward: 4.1 against 6.8 ms; float32 unchanged; docs/performance.md).
     """
-    bound = largest(value.dtype) * (1 + jnp.sign(weight))
+    bound = largest(value.dtype) * (1 + jnp.ceil(weight))
     return weight * jnp.minimum(value, bound)
 
 

@@ -346,6 +346,20 @@ def test_target_check_is_exact_at_the_interval_ends(dtype):
     np.testing.assert_array_equal(poison[np.asarray(want)], 0)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_zero_times_inf_guard(dtype):
+    """``_numerics.times``: a weight of 0 (or -0) times ``inf`` is 0, any positive
+    weight (the smallest normal, 1, above 1) keeps ``inf``, NaN stays NaN, and finite
+    values are the plain product; for weights converted from 16-bit types too."""
+    from jaxloss import _numerics
+
+    tiny = float(jnp.finfo(dtype).smallest_normal)
+    w = jnp.array([0.0, -0.0, tiny, 0.5, 1.0, 3.0, float("nan"), 0.0, 0.25], dtype)
+    v = jnp.array([np.inf] * 7 + [2.0, 2.0], jnp.float32)
+    got = np.asarray(jax.jit(_numerics.times)(w.astype(jnp.float32), v))
+    np.testing.assert_array_equal(got, [0, 0, np.inf, np.inf, np.inf, np.inf, np.nan, 0, 0.5])
+
+
 def test_row_shift_of_non_finite_rows():
     """``_softmax.finite_shift``: the lowest float for a row of ``-inf``, the largest for
     a row holding ``+inf``, NaN kept, finite maxima unchanged; and the losses at such
