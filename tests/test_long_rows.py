@@ -144,7 +144,7 @@ def test_16_bit_view_is_not_copied(short_rows, monkeypatch, loss):
     n, c = 16, 4096  # split into 4 rows of 1024
     x = jnp.zeros((n, c), jnp.bfloat16)
     f = getattr(jaxloss, {"categorical": "categorical_cross_entropy", "kl": "kl_divergence"}[loss])
-    kernel = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=False)
+    kernel = _cross_entropy.CrossEntropy(fn="f", axis=1, sparse=False)  # the shape splits
     assert isinstance(_long_rows.maybe_split(kernel, (x, x, None)), _long_rows.SplitRows)
     compiled = jax.jit(lambda x, t: f(x, t, reduction="mean")).lower(x, x).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
