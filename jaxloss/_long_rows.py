@@ -20,7 +20,10 @@ example's classes lie in ``parts`` consecutive rows, which the kernel treats as 
 of the classes (``_softmax.RowSplit``, the same code as ``axis_name`` inside
 ``shard_map``). Values and derivatives are those of the one-row computation up to
 rounding: only the order of the additions changes. ``benchmarks/results/cpu.md`` has
-the grid's rows at 256 x 50257 and 64 x 128256 that this buys.
+the grid's rows at 256 x 50257 and 64 x 128256 that this buys. The kernel's derivative
+rule is given the arrays in their own shapes and makes the view itself
+(``_softmax.RowSplit.to_view``), so that reverse mode keeps the arrays, not reshaped
+copies of them.
 
 Only kernels that say how to run on shards do this (:meth:`Kernel.split`), only
 without per-class arrays (class weights, ``alpha``), which would have to be copied to
@@ -31,12 +34,10 @@ Other backends are untouched: nothing here was measured on them.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
-import jax.numpy as jnp
 
-from . import _reduction
+from . import _reduction, _softmax
 
 MAX_ROW = 32768  # the longest row that XLA:CPU reduces at full speed (table above)
 MIN_ROW = 1024  # the shortest row a split may make
@@ -91,7 +92,10 @@ class SplitRows(_reduction.Kernel):
 
     @property
     def view(self) -> _reduction.Kernel:
-        return self.inner.split(self.parts)
+        """``inner`` on the view, given the arrays (and the mask) in their own shapes:
+        its derivative rule reshapes them (``_softmax.RowSplit.to_view``)."""
+        split = _softmax.RowSplit(self.parts, (*self.array_roles, "example"))
+        return dataclasses.replace(self.inner.split(self.parts), axis_name=split)
 
     def mask(self, arrays, where):
         return self.inner.mask(arrays, where)
@@ -103,34 +107,12 @@ class SplitRows(_reduction.Kernel):
         return self.inner.weights(arrays, mask, dtype)
 
     def values(self, arrays, mask):
-        return self._per_example(arrays, self.view.values(*self._to_view(arrays, mask)))
+        return self._per_example(arrays, self.view.values(arrays, mask))
 
     def aux(self, arrays, mask):
-        return self._per_example(arrays, self.view.aux(*self._to_view(arrays, mask)))
-
-    def _to_view(self, arrays, mask):
-        logits = arrays[0]
-        parts = self.parts
-        rows = math.prod(logits.shape[:-1]) * parts
-        shape = (rows, logits.shape[-1] // parts)
-
-        def per_row(a):  # one value per example -> one per row of the view
-            return None if a is None else jnp.repeat(a.reshape(-1), parts)
-
-        # The reshapes go through an optimization barrier: otherwise XLA:CPU fuses a
-        # 16-bit array's reshape with the kernel's conversion to float32 into a loop
-        # that writes a float32 copy of the view (and a 16-bit copy for the target
-        # check), where a YNNPACK fusion reads the 16-bit view directly once the
-        # reshape is a plain bitcast. Soft targets, bfloat16, 64 x 128256, forward:
-        # 78 against 31 MiB of temporaries, 27 against 12 ms (module docstring).
-        is_class = [
-            role == "classes" and a is not None for role, a in zip(self.array_roles, arrays)
-        ]
-        reshaped = iter(
-            jax.lax.optimization_barrier([a.reshape(shape) for a, c in zip(arrays, is_class) if c])
-        )
-        view = tuple(next(reshaped) if c else per_row(a) for a, c in zip(arrays, is_class))
-        return view, per_row(mask)
+        """The kernel's aux on the view (no derivative rule: made here)."""
+        *view, view_mask = self.view.axis_name.to_view((*arrays, mask))
+        return self._per_example(arrays, self.inner.split(self.parts).aux(tuple(view), view_mask))
 
     def _per_example(self, arrays, values):
         """The first row's value of each example (every row of an example holds it)."""

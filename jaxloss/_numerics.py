@@ -80,23 +80,58 @@ def custom_rule(
     recomputation is the bottleneck (``docs/performance.md``).
     """
 
-    @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-    def fn(config, *arrays):
-        return value_fn(config, *arrays)
+    def make(views: bool):
+        """The custom-JVP function; ``views``: it is given the arrays in their own
+        shapes and makes the kernel's view (``_view``) itself."""
 
-    def rule(config, primals, tangents):
-        value = fn(config, *primals)
-        tangents = tuple(map(nonzero, tangents))
-        if all(t is None for t in tangents):
-            return value, jnp.zeros_like(value)
-        stats = None if stats_fn is None else stats_fn(config, *primals)
-        tangent = functools.partial(tangent_fn, config)
-        policy = None if getattr(config, "remat", True) else KEEP_SOFTMAX
-        tangent = jax.checkpoint(tangent, policy=policy)
-        return value, tangent(*primals, value, stats, *tangents)
+        def viewed(config, arrays):
+            return _view(config, arrays) if views else tuple(arrays)
 
-    fn.defjvp(rule, symbolic_zeros=True)
-    return fn
+        @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+        def fn(config, *arrays):
+            return value_fn(config, *viewed(config, arrays))
+
+        def rule(config, primals, tangents):
+            on_view = viewed(config, primals)  # one view for the value and the stats
+            value = (on_the_view if views else fn)(config, *on_view)
+            tangents = tuple(map(nonzero, tangents))
+            if all(t is None for t in tangents):
+                return value, jnp.zeros_like(value)
+            stats = None if stats_fn is None else stats_fn(config, *on_view)
+            n = len(primals)
+
+            def tangent(*args):  # with ``views`` the view is made again inside, so
+                # that reverse mode keeps the arrays as given, not the view's copies
+                rest = args[n : n + 2]
+                return tangent_fn(
+                    config, *viewed(config, args[:n]), *rest, *viewed(config, args[n + 2 :])
+                )
+
+            policy = None if getattr(config, "remat", True) else KEEP_SOFTMAX
+            tangent = jax.checkpoint(tangent, policy=policy)
+            return value, tangent(*primals, value, stats, *tangents)
+
+        fn.defjvp(rule, symbolic_zeros=True)
+        return fn
+
+    on_the_view = make(views=False)
+    making_the_view = make(views=True)
+
+    def dispatch(config, *arrays):
+        return (making_the_view if _makes_view(config) else on_the_view)(config, *arrays)
+
+    return dispatch
+
+
+def _makes_view(config) -> bool:
+    """Whether the kernel is given its arrays in their own shapes and computes on a
+    view of them (``_softmax.RowSplit.to_view``, the long-rows view of XLA:CPU)."""
+    return getattr(getattr(config, "axis_name", None), "roles", None) is not None
+
+
+def _view(config, arrays: tuple) -> tuple:
+    """``arrays`` on the kernel's view (``_softmax.RowSplit.to_view``)."""
+    return config.axis_name.to_view(arrays)
 
 
 # --------------------------------------------------------------------------------------

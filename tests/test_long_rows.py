@@ -149,3 +149,31 @@ def test_16_bit_view_is_not_copied(short_rows, monkeypatch, loss):
     compiled = jax.jit(lambda x, t: f(x, t, reduction="mean")).lower(x, x).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
     assert temp <= 4 * n * c + 64 * n, temp
+
+
+@pytest.mark.parametrize("name", ["categorical", "kl", "sparse"])
+def test_reverse_mode_keeps_the_arrays_not_the_view(short_rows, name):
+    # The rule makes the view itself, so reverse mode keeps the arrays as given (free:
+    # they are the arguments) and, with residuals="lse", nothing else logits-sized: a
+    # forward/backward split across jit boundaries would otherwise store reshaped copies.
+    import contextlib
+    import io
+
+    from jax.ad_checkpoint import print_saved_residuals
+
+    x = jnp.asarray(np.nan_to_num(np.asarray(X[0]), neginf=-1.0, nan=0.0))
+    t = jnp.full(x.shape, 1.0 / C)
+    y = jnp.asarray(np.asarray(Y[0]) % C)
+    f = {
+        "categorical": lambda x: jaxloss.categorical_cross_entropy(x, t, residuals="lse"),
+        "kl": lambda x: jaxloss.kl_divergence(x, t, residuals="lse"),
+        "sparse": lambda x: jaxloss.sparse_categorical_cross_entropy(x, y, residuals="lse"),
+    }[name]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_saved_residuals(lambda x: jnp.sum(f(x)), x)
+    given = ("from the argument", "from a constant")  # x, and t or y
+    kept = [r for r in out.getvalue().splitlines() if not r.split(" ", 1)[1].startswith(given)]
+    sizes = [int(np.prod([int(d) for d in r.split("[")[1].split("]")[0].split(",") if d]))
+             for r in kept]  # fmt: skip
+    assert kept and max(sizes) <= 3 * 3, kept  # per row of the view (3 examples x 3 rows)
