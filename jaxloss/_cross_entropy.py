@@ -191,15 +191,19 @@ def _tangent(
             coef = coef + 2 * k.z_loss * stats.lse
         coef = _numerics.nan_where_not(ok, coef)  # a NaN gradient for bad labels or targets
         p = _softmax.softmax(x, stats, None if k.remat else logits.dtype)
-        if k.sparse and logits.dtype.itemsize >= 4 and isinstance(k.axis_name, _softmax.RowSplit):
+        rows_split = isinstance(k.axis_name, _softmax.RowSplit)
+        # One row: the kernel of one example, as under vmap(grad(loss of one example)).
+        one_row = x.size == x.shape[k.axis]
+        if k.sparse and logits.dtype.itemsize >= 4 and (rows_split or one_row):
             # g = coef p - (eps / C) w - (1 - eps) w_y [c == y]. On the long-rows view
-            # the label's term is a gather of dx (a scatter in reverse mode), not a
-            # one-hot: XLA:CPU wrote the view's one-hot out, logits-sized (256 x 50257:
-            # 73 against 50 ms; 8192 x 1024 x 131072 after h @ W: 12 against 8 GiB of
-            # temporaries). Elsewhere the scatter kept the gradient from taking the
-            # logits' buffer after h @ W (2048 x 512 x 32768: 512 against 256 MiB) and
-            # was no faster. 16-bit logits round the gradient after the subtraction, in
-            # the one elementwise pass below.
+            # and for one row the label's term is a gather of dx (a scatter in reverse
+            # mode), not a one-hot: XLA:CPU wrote the one-hot out, logits-sized (view,
+            # 256 x 50257: 73 against 50 ms; 8192 x 1024 x 131072 after h @ W: 12
+            # against 8 GiB of temporaries; per-example gradients at 8192 x 1000: 31
+            # MiB, 0.31-0.36x the time). Elsewhere the scatter kept the gradient from
+            # taking the logits' buffer after h @ W (2048 x 512 x 32768: 512 against
+            # 256 MiB) and was no faster. 16-bit logits round the gradient after the
+            # subtraction, in the one elementwise pass below.
             g = coef * p - (b if w is None else b * w) if k.smoothing else coef * p
             dx_y = _softmax.take_label(dx, y, k.axis)
             if inside is not None:  # only the shard that holds the label

@@ -205,3 +205,34 @@ def test_logits_sized_temporaries(rng, name, dtype):
         if name in UNMASKED:  # none in float32; the one float32 copy for bfloat16
             assert mine < f32_logits * (1 / 8 if dtype == jnp.float32 else 1 + 1 / 8), name
         assert mine <= temp(theirs) + f32_logits / 8, (name, mine, temp(theirs))
+
+
+PER_EXAMPLE_OPTIONS = {
+    "plain": {},
+    "smoothing_zloss": dict(label_smoothing=0.1, z_loss=0.01),
+    "class_weights": dict(class_weights=np.linspace(0.5, 2.0, 16)),
+    "weights_smoothing": dict(class_weights=np.linspace(0.5, 2.0, 16), label_smoothing=0.2),
+    "ignore_index": dict(ignore_index=3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PER_EXAMPLE_OPTIONS))
+def test_per_example_gradients_of_sparse_labels(rng, name):
+    """``vmap(grad(loss of one example))``: the kernel sees one row, whose gradient
+    takes the label's term as a scatter, not a one-hot that XLA:CPU writes out
+    (logits-sized); its rows equal the batched gradient's, NaN for a bad label."""
+    opts = {k: jnp.asarray(v) if k == "class_weights" else v for k, v in PER_EXAMPLE_OPTIONS[name].items()}  # fmt: skip
+    loss = jaxloss.sparse_categorical_cross_entropy
+    x = jnp.asarray(rng.standard_normal((8, 16)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 16, 8), jnp.int32).at[2].set(3).at[5].set(16)  # 16: bad
+    one = jax.grad(lambda x, y: loss(x[None], y[None], reduction="sum", **opts))
+    got = jax.jit(jax.vmap(one))(x, y)
+    want = jax.grad(lambda x: loss(x, y, reduction="sum", **opts))(x)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert np.isnan(got[5]).all() and np.isfinite(np.delete(np.asarray(got), 5, 0)).all()
+
+    n, c = 1024, 1000  # no one-hot written out: XLA:CPU did (4 MiB), as for the batch
+    x, y = jnp.zeros((n, c)), jnp.zeros((n,), jnp.int32)
+    program = jax.jit(jax.vmap(jax.grad(lambda x, y: loss(x[None], y[None], reduction="sum"))))
+    temp = program.lower(x, y).compile().memory_analysis().temp_size_in_bytes
+    assert temp < x.size * 4 / 8, temp
