@@ -221,7 +221,9 @@ def test_per_example_gradients_of_sparse_labels(rng, name):
     """``vmap(grad(loss of one example))``: the kernel sees one row, whose gradient
     takes the label's term as a scatter, not a one-hot that XLA:CPU writes out
     (logits-sized); its rows equal the batched gradient's, NaN for a bad label."""
-    opts = {k: jnp.asarray(v) if k == "class_weights" else v for k, v in PER_EXAMPLE_OPTIONS[name].items()}  # fmt: skip
+    opts = dict(PER_EXAMPLE_OPTIONS[name])
+    if "class_weights" in opts:
+        opts["class_weights"] = jnp.asarray(opts["class_weights"], jnp.float32)
     loss = jaxloss.sparse_categorical_cross_entropy
     x = jnp.asarray(rng.standard_normal((8, 16)), jnp.float32)
     y = jnp.asarray(rng.integers(0, 16, 8), jnp.int32).at[2].set(3).at[5].set(16)  # 16: bad
