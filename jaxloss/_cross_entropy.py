@@ -79,7 +79,10 @@ class CrossEntropy(_reduction.Kernel):
     def aux(self, arrays, mask):
         """``z lse**2`` per example: the same row statistics as the loss's forward
         pass, which XLA computes once for both (tests/test_cross_entropy.py counts
-        the exponentials of the compiled program)."""
+        the exponentials of the compiled program). Not for 16-bit logits on the
+        long-rows view of XLA:CPU: there the aux and the loss read the view through
+        two optimization barriers, which XLA does not merge, so ``return_z_loss``
+        costs a second ``exp`` pass."""
         logits = jax.lax.stop_gradient(arrays[0])
         stats = _softmax.forward_row_stats(self.axis, logits, None, self.axis_name)
         lse = jnp.squeeze(stats.lse, self.axis)

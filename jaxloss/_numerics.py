@@ -69,8 +69,19 @@ def custom_rule(
     * ``tangent_fn(config, *arrays, value, stats, *tangents)`` is the linear map, where
       a tangent is None when that input is not being differentiated.
 
-    The rule calls the function itself for its value, so derivatives of every order
-    only ever differentiate hand-written tangents, never the forward pass.
+    The rule calls the function itself (on the view: the same function on the
+    view's arrays) for its value, so derivatives of every order only ever
+    differentiate hand-written tangents, never the forward pass.
+
+    A kernel whose ``config.axis_name`` is a ``_softmax.RowSplit`` with ``roles`` (the
+    long-rows view of XLA:CPU) is given its arrays in their own shapes; the rule makes
+    the view once for the value and the statistics and again inside the checkpointed
+    tangent, so that reverse mode keeps the arrays as given. Under ``jit`` the
+    backward pass then recomputes the view's ``exp`` even where the softmax is kept
+    (measured faster at 64 x 128256, docs/performance.md); across a forward/backward
+    split the kept softmax is still saved. A second-order derivative passes a zero
+    tangent for every array of the view through its barrier (JAX instantiates them):
+    correct, and no logits-sized memory at the sizes measured.
 
     ``config.remat`` chooses what reverse mode keeps. The tangent runs under
     ``jax.checkpoint``. True (the default): only its inputs (the arrays and the small
@@ -161,11 +172,13 @@ def times(weight: jax.Array, value: jax.Array) -> jax.Array:
     """``weight * value`` with ``0 * inf = 0``: a term of weight 0 adds nothing, a term
     of positive weight keeps an infinite value, in plain arithmetic.
 
-    ``value`` (``>= 0`` or ``+inf``) is capped at the largest float where the weight
-    is 0, and left alone where it is positive:
+    ``weight`` is ``>= 0`` or NaN: callers make invalid weights NaN first
+    (:func:`valid_weights`, the target checks); a negative weight gives no meaningful
+    product. ``value`` (``>= 0`` or ``+inf``) is capped at the largest float where the
+    weight is 0, and left alone where it is positive:
     ``min(value, largest * (1 + ceil(weight)))``, whose bound overflows to ``inf``
-    exactly when ``weight > 0`` (``ceil`` is at least 1 there, also for the smallest
-    subnormal, and 0 at ``+-0``).
+    exactly when ``weight > 0`` (``ceil`` is at least 1 there, and 0 at ``+-0``;
+    XLA:CPU flushes subnormal weights to 0, with ``sign`` as with ``ceil``).
 
     ``ceil`` rather than ``sign``, which is as exact: XLA:CPU ran the sign of
     converted 16-bit weights slowly inside its fused reduction (soft targets, bfloat16
