@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 
 from . import _reduction, _softmax
 
@@ -77,6 +78,35 @@ def maybe_split(kernel: _reduction.Kernel, arrays: tuple) -> _reduction.Kernel:
     if parts == 1:
         return kernel
     return SplitRows(fn=kernel.fn, inner=kernel, parts=parts, array_roles=roles)
+
+
+def to_view(parts: int, roles: tuple[str, ...], arrays) -> tuple:
+    """``arrays`` on the ``[examples * parts, C / parts]`` view: ``"classes"`` arrays
+    reshaped, ``"example"`` arrays (labels, the mask) repeated ``parts`` times, the rest
+    (None) as given. Called by the kernel's derivative rule
+    (``_softmax.RowSplit.to_view``, ``_numerics.custom_rule``).
+
+    The reshapes go through one optimization barrier: otherwise XLA:CPU fuses a 16-bit
+    array's reshape with the kernel's conversion to float32 into a loop that writes a
+    float32 copy of the view (and a 16-bit copy of the targets for their check), where
+    its YNNPACK fusions read the 16-bit view directly once the reshape is a bitcast
+    (soft targets, bfloat16, 64 x 128256, forward: 78 against 31 MiB of temporaries,
+    27 against 12 ms; docs/performance.md)."""
+    assert len(arrays) == len(roles), (len(arrays), roles)
+    is_class = [r == "classes" and a is not None for r, a in zip(roles, arrays)]
+    views = iter(
+        jax.lax.optimization_barrier(
+            [a.reshape(-1, a.shape[-1] // parts) for a, c in zip(arrays, is_class) if c]
+        )
+    )
+
+    def per_row(a):  # one value per example -> one per row of the view
+        return jnp.repeat(a.reshape(-1), parts)
+
+    return tuple(
+        next(views) if c else per_row(a) if r == "example" and a is not None else a
+        for a, c, r in zip(arrays, is_class, roles)
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,32 +97,13 @@ class RowSplit:
     roles: tuple[str, ...] | None = None
 
     def to_view(self, arrays: Sequence) -> tuple:
-        """``arrays`` (None where absent) on the view, by :attr:`roles`.
-
-        The reshapes go through one optimization barrier: otherwise XLA:CPU fuses a
-        16-bit array's reshape with the kernel's conversion to float32 into a loop that
-        writes a float32 copy of the view (and a 16-bit copy of the targets for their
-        check), where its YNNPACK fusions read the 16-bit view directly once the
-        reshape is a bitcast (soft targets, bfloat16, 64 x 128256, forward: 78 against
-        31 MiB of temporaries, 27 against 12 ms; docs/performance.md)."""
+        """``arrays`` (None where absent) on the view, by :attr:`roles`
+        (:func:`jaxloss._long_rows.to_view`, where the view's XLA:CPU specifics live)."""
         if self.roles is None:
             return tuple(arrays)
-        assert len(arrays) == len(self.roles), (len(arrays), self.roles)
-        parts = self.parts
-        is_class = [r == "classes" and a is not None for r, a in zip(self.roles, arrays)]
-        views = iter(
-            jax.lax.optimization_barrier(
-                [a.reshape(-1, a.shape[-1] // parts) for a, c in zip(arrays, is_class) if c]
-            )
-        )
+        from . import _long_rows  # the view's own module, which imports this one
 
-        def per_row(a):  # one value per example -> one per row of the view
-            return jnp.repeat(a.reshape(-1), parts)
-
-        return tuple(
-            next(views) if c else per_row(a) if r == "example" and a is not None else a
-            for a, c, r in zip(arrays, is_class, self.roles)
-        )
+        return _long_rows.to_view(self.parts, self.roles, arrays)
 
     def _groups(self, x: jax.Array) -> jax.Array:
         return x.reshape((x.shape[0] // self.parts, self.parts) + x.shape[1:])
