@@ -197,8 +197,7 @@ def test_errors_name_the_argument():
         LCE(h, w, y, axis_name=3)
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean"])
-@pytest.mark.parametrize("reads_logits", [True, False])
+@pytest.mark.parametrize("reduction,reads_logits", [("sum", True), ("mean", False)])
 def test_fold_early_path_in_token_chunks(rng, monkeypatch, reduction, reads_logits):
     """A budget small enough for chunks of 2 tokens (the last one padded), with every
     option, a mask and sample weights: the scalar path against the unfused loss. A
