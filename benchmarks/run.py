@@ -431,6 +431,15 @@ def markdown(report: dict) -> str:
                 f"| {cs['jaxloss']:.2f} / {cs['optax']:.2f} s "
                 f"| {timing.fmt_bytes(t['jaxloss'])} / {timing.fmt_bytes(t['optax'])} |"
             )
+    if not report.get("complete", True):
+        out += ["", "Partial: written while the run was going on; it did not finish."]
+    if report.get("left_out"):
+        out += [
+            "",
+            f"Not measured (past `--budget`): {len(report['left_out'])} cells: "
+            + "; ".join(report["left_out"])
+            + ".",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -469,7 +478,16 @@ def main(argv=None):
         default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
         help="Folder for the JSON and markdown results.",
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="Seconds after which no new cell starts (for a lent machine's time limit); "
+        "the report lists the cells left out. The results are rewritten after every "
+        "cell, so a run that is killed leaves what it measured.",
+    )
     args = parser.parse_args(argv)
+    started = time.monotonic()
     if args.quick:  # a smoke run: one shape, the training mode
         args.repeats, args.min_seconds = 3, 0.0
         if args.modes == parser.get_default("modes"):
@@ -504,12 +522,40 @@ def main(argv=None):
         flush=True,
     )
 
-    results = []
+    os.makedirs(args.out, exist_ok=True)
+    stem = backend if backend == "cpu" else f"gpu-{re.sub(r'[^A-Za-z0-9]+', '-', kind).strip('-')}"
+    stem = os.path.join(args.out, stem + ("-quick" if args.quick else ""))
+    results, per_example, steps, left_out = [], [], [], []
+
+    def over_budget(cell: str) -> bool:
+        if args.budget is not None and time.monotonic() - started > args.budget:
+            left_out.append(cell)
+            return True
+        return False
+
+    def write(complete: bool = False) -> dict:
+        report = {
+            "complete": complete,  # False in the copies written while the run goes on
+            "environment": env,
+            "results": results,
+            "summary": summary(results) if results else [],
+            "per_example": per_example,
+            "training_step": steps,
+            "left_out": left_out,
+        }
+        for suffix, text in ((".json", json.dumps(report, indent=1)), (".md", markdown(report))):
+            with open(stem + suffix + ".part", "w") as f:
+                f.write(text)
+            os.replace(stem + suffix + ".part", stem + suffix)
+        return report
+
     for name in args.losses.split(","):
         case = CASES[name]
         for n, c in shapes:
             for dtype in args.dtypes.split(","):
                 for mode in args.modes.split(","):
+                    if over_budget(f"{name} {n}x{c} {dtype} {mode}"):
+                        continue
                     r = run_cell(case, n, c, jnp.dtype(dtype), mode, copy_bw, args)
                     m = r["median_s"]
                     print(
@@ -519,36 +565,31 @@ def main(argv=None):
                         flush=True,
                     )
                     results.append(r)
-    per_example, steps = [], []
+                    write()
     if not args.no_extras:
         pe_shape = (16, 10) if args.quick else (512, 1000)
         for name in args.losses.split(","):
+            if over_budget(f"per-example {name}"):
+                continue
             r = run_per_example(CASES[name], *pe_shape, args)
             print(f"per-example {name}: ratio {r['ratio_vs_optax']:.2f}", flush=True)
             per_example.append(r)
+            write()
         for n, d, c in [(16, 8, 32)] if args.quick else [(2048, 512, 8192)]:
             for dtype in args.dtypes.split(","):
+                if over_budget(f"training step {n}x{d}x{c} {dtype}"):
+                    continue
                 r = run_training_step(n, d, c, jnp.dtype(dtype), args)
                 print(
                     f"training step {n}x{d}x{c} {dtype}: ratio {r['ratio_vs_optax']:.2f}",
                     flush=True,
                 )
                 steps.append(r)
+                write()
 
-    report = {
-        "environment": env,
-        "results": results,
-        "summary": summary(results) if results else [],
-        "per_example": per_example,
-        "training_step": steps,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    stem = backend if backend == "cpu" else f"gpu-{re.sub(r'[^A-Za-z0-9]+', '-', kind).strip('-')}"
-    stem = os.path.join(args.out, stem + ("-quick" if args.quick else ""))
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(report))
+    report = write(complete=True)
+    if left_out:
+        print(f"--budget {args.budget:g} s: left out {len(left_out)} cells", flush=True)
     print(f"wrote {stem}.json and {stem}.md")
     return report
 

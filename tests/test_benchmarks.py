@@ -28,6 +28,25 @@ def test_quick_benchmark_suite(tmp_path):
     assert saved["results"] and (tmp_path / "cpu-quick.md").read_text().startswith("###")
 
 
+def test_budget_leaves_out_the_cells_after_it(tmp_path):
+    """--budget 0: no cell starts (the setup alone takes longer), every cell is listed
+    as left out, and the written report says so and that the run finished."""
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = run
+    spec.loader.exec_module(run)
+    report = run.main(
+        ["--quick", "--out", str(tmp_path), "--repeats", "1", "--losses", "sparse,sigmoid"]
+        + ["--budget", "0"]
+    )
+    assert report["results"] == [] and report["per_example"] == []
+    assert report["left_out"][0] == "sparse 16x10 float32 fwd+bwd"
+    assert report["left_out"][-1] == "training step 16x8x32 float32"
+    saved = json.loads((tmp_path / "cpu-quick.json").read_text())
+    assert saved["left_out"] == report["left_out"] and saved["complete"]
+    assert "Not measured (past `--budget`" in (tmp_path / "cpu-quick.md").read_text()
+
+
 def test_quick_linear_benchmark(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_linear", BENCH / "linear.py")
     linear = importlib.util.module_from_spec(spec)
