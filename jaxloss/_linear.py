@@ -977,14 +977,17 @@ def _explicitly_sharded(hidden, weight, labels, *, reduction, return_z_loss, **o
             if cw is not None:
                 dtype = _numerics.compute_dtype(w)
                 denom = _label_weight(k, _class_weights(cw, dtype), y, dtype)
-            if s is not None:
+            if s is not None:  # scaled exactly, by the same power of two on every device
+                largest = jnp.max(_numerics.nan_if_negative(_numerics.mask_rows(s, keep)))
+                if batch_axes:
+                    largest = jax.lax.pmax(largest, batch_axes)
+                s = s * _numerics.power_of_two_below(largest)
                 denom = denom * s
             denom = _numerics.mask_rows(denom, keep)
             total = jax.lax.psum(jnp.sum(denom), batch_axes) if batch_axes else jnp.sum(denom)
-            empty = total == 0
-            scale = 1 / jnp.where(empty, 1, total)
-            s = scale if s is None else s * scale
-            s = jnp.broadcast_to(s, y.shape)
+            total = jnp.where(total == 0, 1, total)
+            s = jnp.ones((), total.dtype) if s is None else s
+            s = jnp.broadcast_to(_numerics.divide(s, total), y.shape)
         out = linear_cross_entropy(
             h, w, y, axis_name=vocab, reduction="sum", sample_weight=s,
             return_z_loss=return_z_loss, **a, **options,

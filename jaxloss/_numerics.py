@@ -248,6 +248,33 @@ def nan_if_negative(w: jax.Array) -> jax.Array:
     return w * (1 + 0 * jnp.sqrt(jax.lax.stop_gradient(w)))
 
 
+@jax.custom_jvp
+def divide(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``x / y`` whose derivative in ``y`` is ``-(x / y) / y``. Plain division's is
+    ``-x / y**2``, and ``y**2`` leaves the float range where ``y`` itself is far
+    inside it (float32: ``y`` above about 1.8e19 or below 1e-19, as the sum of the
+    weights of a ``"mean"`` can be): the derivative was then 0, +-inf or NaN instead of
+    ``-(x / y) / y``, which is representable whenever the quotient is."""
+    return x / y
+
+
+@divide.defjvp
+def _divide_jvp(primals, tangents):
+    (x, y), (dx, dy) = primals, tangents
+    q = divide(x, y)
+    return q, divide(dx - q * dy, y)
+
+
+def power_of_two_below(largest: jax.Array) -> jax.Array:
+    """The power of two that brings ``largest`` into ``[0.5, 1)`` (1 where it is 0 or
+    NaN), capped at ``2**-120`` and ``2**120`` so that it is a normal float. Multiplying
+    by it is exact: for weights whose ratio is what counts, such as a weighted mean's,
+    it keeps products and sums of them (``1e20 * 1e20``, ``1e-20 * 1e-20``) inside the
+    float range. A constant to derivatives, which is exact for such a ratio."""
+    _, exponent = jnp.frexp(jax.lax.stop_gradient(largest))
+    return jnp.ldexp(jnp.ones((), largest.dtype), -jnp.clip(exponent, -120, 120))
+
+
 def valid_weights(w: jax.Array | None, upper: float | None = None) -> jax.Array | None:
     """Weights with every entry that is negative, not finite or above ``upper`` made
     NaN, so that whatever they touch is NaN (a select: for small arrays). A factor of

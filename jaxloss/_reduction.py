@@ -109,6 +109,13 @@ def apply(
         kernel.check(arrays, mask)
         if sample_weight is not None:
             _checks.check_nonnegative_values(kernel.fn, "sample_weight", sample_weight)
+    if reduction == "mean" and sample_weight is not None:
+        # per-example weights, which the denominator multiplies by class weights; not
+        # the sigmoid losses' per-element ones, whose denominator is their plain sum
+        # and whose largest would take a pass over an array as large as the logits
+        # (2048 x 8192 float32 fwd+bwd: 86-88 against 69-77 ms)
+        if 0 < sample_weight.size < arrays[0].size:
+            sample_weight = _unit_scaled(sample_weight, mask)
     if reduction != "none":
         scale = _scale(mask, sample_weight)
         if aux:
@@ -152,6 +159,16 @@ def _weighted(s, values, elementwise=False):
     if elementwise:
         return s * values
     return s * _numerics.unweighted_zero(s, values)
+
+
+def _unit_scaled(sample_weight, mask):
+    """For ``"mean"``, which only their ratios change: the sample weights times the
+    power of two that brings the largest counted one into ``[0.5, 1)``, an exact
+    rescaling, so that ``s_i * w_i`` and its sum stay in the float range (sample and
+    class weights of 1e-20 each, or 1e20 each, gave 0 or NaN)."""
+    s = sample_weight.astype(_numerics.compute_dtype(sample_weight))
+    counted = _numerics.nan_if_negative(_numerics.mask_rows(s, mask))
+    return s * _numerics.power_of_two_below(jnp.max(counted))
 
 
 def _scale(mask, sample_weight):
@@ -269,7 +286,7 @@ def reduce_total(total, count, weights, reduction):
         return total / count if count else jnp.zeros((), total.dtype)
     denom = jnp.sum(weights.astype(total.dtype))
     empty = denom == 0
-    return jnp.where(empty, 0, total / jnp.where(empty, 1, denom))
+    return jnp.where(empty, 0, _numerics.divide(total, jnp.where(empty, 1, denom)))
 
 
 def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.Array:
@@ -289,4 +306,4 @@ def reduce(losses: jax.Array, weights: jax.Array | None, reduction: str) -> jax.
     denom = jnp.sum(weights.astype(losses.dtype))
     # Double where: an all-masked batch gives 0 and a zero (not NaN) gradient.
     empty = denom == 0
-    return jnp.where(empty, 0, jnp.sum(losses / jnp.where(empty, 1, denom)))
+    return jnp.where(empty, 0, jnp.sum(_numerics.divide(losses, jnp.where(empty, 1, denom))))

@@ -410,3 +410,78 @@ def test_kl_with_log_targets_prediction_rules_out_a_class_the_target_allows():
     for row in range(2):  # the same as the distillation loss on the same logits
         want = jaxloss.kl_divergence_with_logits(lp[row], lt[row])
         np.testing.assert_array_equal(got[row], want)
+
+
+# A weighted mean does not change when every weight is scaled together: found by a
+# fuzzer at weights far from 1. Its derivative in the weights' sum was -x / y**2, and
+# y**2 left the float range (0, inf or NaN where -(x / y) / y is representable); the
+# products s_i * w_i of sample and class weights of 1e-20 (or 1e20) each underflowed
+# (overflowed) before the division.
+_X = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -1.0], [0.3, 0.2, -2.0]], np.float32)
+_WEIGHTED_MEANS = {
+    "sparse": lambda s, cw: jaxloss.sparse_categorical_cross_entropy(
+        _X, np.array([0, 2, 1]), sample_weight=s, class_weights=cw, reduction="mean"
+    ),
+    "soft": lambda s, cw: jaxloss.categorical_cross_entropy(
+        _X, jax.nn.softmax(_X.T).T, sample_weight=s, class_weights=cw, reduction="mean"
+    ),
+    "kl": lambda s, cw: jaxloss.kl_divergence(
+        _X, jax.nn.softmax(2 * _X), sample_weight=s, reduction="mean"
+    ),
+    "sigmoid": lambda s, cw: jaxloss.sigmoid_cross_entropy(
+        _X, (_X > 0).astype(np.float32), sample_weight=s[:, None], reduction="mean"
+    ),
+    "linear": lambda s, cw: jaxloss.linear_cross_entropy(
+        _X, _X.T, np.array([0, 2, 1]), sample_weight=s, class_weights=cw, reduction="mean"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(_WEIGHTED_MEANS))
+def test_weighted_mean_and_its_gradients_do_not_depend_on_the_weights_scale(name):
+    loss = _WEIGHTED_MEANS[name]
+    s0, cw0 = np.array([1.0, 3.0, 0.5], np.float32), np.array([2.0, 1.0, 0.5], np.float32)
+    value = jax.value_and_grad(loss, (0, 1))
+    want, (ds, dcw) = value(s0, cw0)
+    for scale in (1e-30, 1e-20, 1e20, 1e30):
+        got, (gs, gcw) = value(s0 * np.float32(scale), cw0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"value, s * {scale}")
+        np.testing.assert_allclose(gs * scale, ds, rtol=1e-5, atol=1e-7, err_msg=f"s * {scale}")
+        np.testing.assert_allclose(gcw, dcw, rtol=1e-5, atol=1e-7, err_msg=f"s * {scale}")
+        got, (gs, gcw) = value(s0, cw0 * np.float32(scale))
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"value, w * {scale}")
+        np.testing.assert_allclose(gs, ds, rtol=1e-5, atol=1e-7, err_msg=f"w * {scale}")
+        np.testing.assert_allclose(gcw * scale, dcw, rtol=1e-5, atol=1e-7, err_msg=f"w * {scale}")
+        both = np.float32(scale)  # s_i * w_i = scale**2 leaves the float range
+        got = loss(s0 * both, cw0 * both)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"value, s and w * {scale}")
+
+
+def test_weighted_mean_rescaling_is_exact_and_keeps_invalid_weights_nan():
+    """The sample weights are scaled by a power of two: integer weights still give
+    exactly the mean of repeated examples; a negative or infinite weight is NaN, a
+    masked one is ignored, and all-zero weights give 0 with a zero gradient."""
+    y = np.array([0, 2, 1])
+    per_example = jaxloss.sparse_categorical_cross_entropy(_X, y)
+    mean = jaxloss.sparse_categorical_cross_entropy(
+        _X, y, sample_weight=np.array([1.0, 3.0, 2.0], np.float32), reduction="mean"
+    )
+    repeated = jnp.mean(jnp.repeat(per_example, np.array([1, 3, 2]), total_repeat_length=6))
+    np.testing.assert_allclose(mean, repeated, rtol=2e-7)
+
+    def loss(s, where=None):
+        return jaxloss.sparse_categorical_cross_entropy(
+            _X, y, sample_weight=s, where=where, reduction="mean"
+        )
+
+    traced = jax.jit(loss)  # invalid values only known at run time (concrete: an error)
+    for bad in (-1.0, np.inf, np.nan):
+        s = np.array([1.0, bad, 1e30], np.float32)
+        assert np.isnan(traced(s)), bad
+        assert np.isnan(jax.jit(jax.grad(loss))(s)).all(), bad
+        keep = np.array([True, False, True])  # the bad weight masked: ignored
+        np.testing.assert_allclose(
+            traced(s, keep), loss(np.array([1.0, 0.0, 1e30], np.float32)), rtol=1e-6
+        )
+    zero = np.zeros(3, np.float32)
+    assert loss(zero) == 0 and (jax.grad(loss)(zero) == 0).all()
