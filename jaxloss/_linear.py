@@ -978,6 +978,7 @@ def _explicitly_sharded(hidden, weight, labels, *, reduction, return_z_loss, **o
                 dtype = _numerics.compute_dtype(w)
                 denom = _label_weight(k, _class_weights(cw, dtype), y, dtype)
             if s is not None:  # scaled exactly, by the same power of two on every device
+                s = s.astype(_numerics.compute_dtype(s))
                 largest = jnp.max(_numerics.nan_if_negative(_numerics.mask_rows(s, keep)))
                 if batch_axes:
                     largest = jax.lax.pmax(largest, batch_axes)

@@ -267,12 +267,16 @@ def _divide_jvp(primals, tangents):
 
 def power_of_two_below(largest: jax.Array) -> jax.Array:
     """The power of two that brings ``largest`` into ``[0.5, 1)`` (1 where it is 0 or
-    NaN), capped at ``2**-120`` and ``2**120`` so that it is a normal float. Multiplying
-    by it is exact: for weights whose ratio is what counts, such as a weighted mean's,
-    it keeps products and sums of them (``1e20 * 1e20``, ``1e-20 * 1e-20``) inside the
-    float range. A constant to derivatives, which is exact for such a ratio."""
+    NaN), in ``largest``'s dtype, capped 4 binades inside that dtype's normal range so
+    that it is a normal number itself. Multiplying by it is exact: for weights whose
+    ratio is what counts, such as a weighted mean's, it keeps products and sums of them
+    (``1e20 * 1e20``, ``1e-20 * 1e-20`` in float32) inside the float range. A constant
+    to derivatives, which is exact for such a ratio. Give it a float32 or wider
+    ``largest``: a float16 one could only move by 2**10."""
+    info = jnp.finfo(largest.dtype)
     _, exponent = jnp.frexp(jax.lax.stop_gradient(largest))
-    return jnp.ldexp(jnp.ones((), largest.dtype), -jnp.clip(exponent, -120, 120))
+    exponent = jnp.clip(exponent, 5 - info.maxexp, -info.minexp - 4)
+    return jnp.ldexp(jnp.ones((), largest.dtype), -exponent)
 
 
 def valid_weights(w: jax.Array | None, upper: float | None = None) -> jax.Array | None:

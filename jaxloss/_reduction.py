@@ -108,7 +108,9 @@ def apply(
     if checks:
         kernel.check(arrays, mask)
         if sample_weight is not None:
-            _checks.check_nonnegative_values(kernel.fn, "sample_weight", sample_weight)
+            # a masked example's weight is ignored, as it is without checks
+            counted = _numerics.mask_rows(sample_weight, mask)
+            _checks.check_nonnegative_values(kernel.fn, "sample_weight", counted)
     if reduction == "mean" and sample_weight is not None:
         # per-example weights, which the denominator multiplies by class weights; not
         # the sigmoid losses' per-element ones, whose denominator is their plain sum

@@ -351,6 +351,15 @@ SCRIPT = textwrap.dedent(
                         h, w, yl, where=kl, reduction="mean", return_z_loss=True,
                         **lopts))(h, args[1])
                 errs.append(max(abs(float(a) - float(b)) for a, b in zip(got, want)))
+                # float16 sample weights near their smallest and class weights of 1e-20:
+                # the mean rescales them by one power of two on every device
+                sw16, tiny = (swl * 1e-7).astype(np.float16), cwl * np.float32(1e-20)
+                mean = lambda h, w, cw, sw: jaxloss.linear_cross_entropy(
+                    h, w, yl, class_weights=cw, sample_weight=sw, reduction="mean", **lopts)
+                want = mean(h, wt, tiny, sw16)
+                with jax.set_mesh(mesh):
+                    got = jax.jit(mean)(args[0], args[1], put(tiny, "model"), put(sw16, "data"))
+                errs.append(abs(float(got) - float(want)) / abs(float(want)))
             report[key] = {"errs": errs, "sizes": collectives(hlo), "n": nl // 2, "d": d,
                            "c": cl // 4}
         except Exception as e:

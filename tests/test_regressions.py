@@ -485,3 +485,42 @@ def test_weighted_mean_rescaling_is_exact_and_keeps_invalid_weights_nan():
         )
     zero = np.zeros(3, np.float32)
     assert loss(zero) == 0 and (jax.grad(loss)(zero) == 0).all()
+
+
+def test_weighted_mean_at_float64_scales():
+    """float64 weights far outside float32's range (the rescaling's power of two is
+    capped by the weights' own dtype), and float64 stays float64."""
+    y = np.array([0, 2, 1])
+    s, cw = np.array([1.0, 3.0, 0.5]), np.array([2.0, 1.0, 0.5])
+    with jax.enable_x64(True):
+        x = jnp.asarray(_X, jnp.float64)
+
+        def mean(s, cw):
+            return jaxloss.sparse_categorical_cross_entropy(
+                x, y, sample_weight=s, class_weights=cw, reduction="mean"
+            )
+
+        want, (ds, _) = jax.value_and_grad(mean, (0, 1))(s, cw)
+        for scale in (1e-200, 1e200):
+            got, (gs, _) = jax.value_and_grad(mean, (0, 1))(s * scale, cw * scale)
+            assert got.dtype == jnp.float64
+            np.testing.assert_allclose(got, want, rtol=1e-14)
+            np.testing.assert_allclose(gs * scale, ds, rtol=1e-12)
+
+
+def test_checked_ignores_a_masked_sample_weight():
+    """Under jaxloss.checked a negative sample weight raises only where it counts: a
+    masked one is ignored, as it is without the checks."""
+    y = np.array([0, 2, 1])
+    keep = np.array([True, False, True])
+
+    def loss(s):
+        return jaxloss.sparse_categorical_cross_entropy(
+            _X, y, sample_weight=s, where=keep, reduction="mean"
+        )
+
+    s = jnp.array([1.0, -1.0, 2.0])  # a JAX array: checked at run time
+    want = loss(jnp.array([1.0, 0.0, 2.0]))
+    np.testing.assert_allclose(jaxloss.checked(loss)(s), want, rtol=1e-6)
+    with pytest.raises(Exception, match="sample_weight"):
+        jaxloss.checked(loss)(jnp.array([-1.0, 1.0, 2.0]))
