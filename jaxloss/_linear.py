@@ -978,11 +978,12 @@ def _explicitly_sharded(hidden, weight, labels, *, reduction, return_z_loss, **o
                 dtype = _numerics.compute_dtype(w)
                 denom = _label_weight(k, _class_weights(cw, dtype), y, dtype)
             if s is not None:  # scaled exactly, by the same power of two on every device
-                s = s.astype(_numerics.compute_dtype(s))
-                largest = jnp.max(_numerics.nan_if_negative(_numerics.mask_rows(s, keep)))
-                if batch_axes:
-                    largest = jax.lax.pmax(largest, batch_axes)
-                s = s * _numerics.power_of_two_below(largest)
+
+                def largest(v):
+                    top = jnp.max(v, initial=0.0)
+                    return jax.lax.pmax(top, batch_axes) if batch_axes else top
+
+                s = _reduction.unit_scaled(s, keep, largest)
                 denom = denom * s
             denom = _numerics.mask_rows(denom, keep)
             total = jax.lax.psum(jnp.sum(denom), batch_axes) if batch_axes else jnp.sum(denom)

@@ -8,11 +8,16 @@ import sys
 BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def _load(name, file):
+    spec = importlib.util.spec_from_file_location(name, BENCH / file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_quick_benchmark_suite(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    run = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = run  # dataclasses look their module up
-    spec.loader.exec_module(run)
+    run = _load("bench_run", "run.py")
     report = run.main(["--quick", "--out", str(tmp_path), "--repeats", "1"])
     names = {r["loss"] for r in report["results"]}
     assert {"sparse_categorical_cross_entropy", "categorical_cross_entropy"} <= names
@@ -31,10 +36,7 @@ def test_quick_benchmark_suite(tmp_path):
 def test_budget_leaves_out_the_cells_after_it(tmp_path):
     """--budget 0: no cell starts (the setup alone takes longer), every cell is listed
     as left out, and the written report says so and that the run finished."""
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    run = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = run
-    spec.loader.exec_module(run)
+    run = _load("bench_run", "run.py")
     report = run.main(
         ["--quick", "--out", str(tmp_path), "--repeats", "1", "--losses", "sparse,sigmoid"]
         + ["--budget", "0"]
@@ -48,10 +50,7 @@ def test_budget_leaves_out_the_cells_after_it(tmp_path):
 
 
 def test_quick_linear_benchmark(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_linear", BENCH / "linear.py")
-    linear = importlib.util.module_from_spec(spec)
-    sys.modules["bench_linear"] = linear
-    spec.loader.exec_module(linear)
+    linear = _load("bench_linear", "linear.py")
     report = linear.main(
         ["--quick", "--out", str(tmp_path), "--repeats", "1", "--min-seconds", "0"]
     )
