@@ -136,7 +136,7 @@ def _value(k, logits, targets, class_weights, mask):
             s = w * s
         checked = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)
         terms = _numerics.times(s, _softmax.half_nll(x, checked))  # NaN for a bad target
-        loss = 2 * _softmax.row_sum(terms, k.axis, k.axis_name)
+        loss = 2 * _softmax.row_sum(terms, k.axis, k.axis_name) + _softmax.row_poison(checked)
     if k.z_loss:
         loss = loss + k.z_loss * stats.lse * stats.lse  # (z lse) lse: lse**2 overflows first
     loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))
@@ -171,11 +171,12 @@ def _tangent(
 
     else:
         t = _numerics.mask_rows(targets.astype(dtype), mask_c)
-        ok = _softmax.targets_ok(targets, k.axis, k.axis_name)  # NaN for a target outside [0, 1]
-        if mask_c is not None:
-            ok = ok | ~mask_c
         t_smooth = (1 - k.smoothing) * t + b if k.smoothing else t
         s = t_smooth if w is None else w * t_smooth
+        s_sum = _softmax.row_sum(s, k.axis, k.axis_name)  # NaN for a NaN target
+        ok = _softmax.targets_ok(targets, k.axis, k.axis_name, s_sum)  # outside [0, 1]
+        if mask_c is not None:
+            ok = ok | ~mask_c
     out = 0
     if d_logits is not None:
         dx = _numerics.mask_rows(d_logits.astype(dtype), mask_c)
@@ -189,7 +190,7 @@ def _tangent(
                 w_sum = _softmax.shard_sum(jnp.sum(w), k.axis_name)
                 coef = (1 - k.smoothing) * w_y + b * w_sum
         else:
-            coef = _softmax.row_sum(s, k.axis, k.axis_name)
+            coef = s_sum
         if k.z_loss:
             coef = coef + 2 * k.z_loss * stats.lse
         coef = _numerics.nan_where_not(ok, coef)  # a NaN gradient for bad labels or targets

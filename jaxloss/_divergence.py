@@ -58,10 +58,11 @@ def _sum(k, x):
     return _softmax.row_sum(x, k.axis, k.axis_name)
 
 
-def _rows_ok(k, targets, mask=None):
-    """Whether every target of the row is in [0, 1] (class axis kept), on every shard;
-    True in masked rows (their targets may be anything)."""
-    ok = _softmax.targets_ok(targets, k.axis, k.axis_name)
+def _rows_ok(k, targets, mask, t):
+    """Whether every target of the row is in [0, 1] and none is NaN (class axis kept),
+    on every shard; True in masked rows (their targets may be anything). ``t``: the
+    targets as the rule reads them (masked rows 0), whose row sum carries a NaN."""
+    ok = _softmax.targets_ok(targets, k.axis, k.axis_name, _sum(k, t))
     return ok if mask is None else ok | ~_numerics.expand(mask, k.axis)
 
 
@@ -102,7 +103,7 @@ def _kl_value(k, logits, targets, mask):
     t = targets.astype(dtype)
     h = _softmax.half_nll(logits.astype(dtype), stats)
     terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h)
-    kl = _sum(k, terms)
+    kl = _sum(k, terms) + _softmax.row_poison(stats)
     return _finish(kl, mask, k.axis)
 
 
@@ -110,7 +111,7 @@ def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
     dtype = _numerics.compute_dtype(logits)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
     t = _numerics.mask_rows(targets.astype(dtype), _numerics.expand(mask, k.axis))
-    ok = _rows_ok(k, targets, mask)  # NaN for a target outside [0, 1]
+    ok = _rows_ok(k, targets, mask, t)  # NaN for a target outside [0, 1], or NaN
     out = 0
     if d_logits is not None:
         coef = _numerics.nan_where_not(ok, _sum(k, t))
@@ -179,7 +180,7 @@ def _reverse_kl_tangent(k, logits, targets, mask, value, stats, d_logits, d_targ
         g = jnp.where(zero | (p == 0), 0, p * (log_p - jnp.log(t) - kl))
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:  # NaN in the whole row of a target outside [0, 1]
-        g = _numerics.nan_where_not(_rows_ok(k, targets, mask), jnp.where(zero, 0, -p / t))
+        g = _numerics.nan_where_not(_rows_ok(k, targets, mask, t), jnp.where(zero, 0, -p / t))
         out = out + _sum(k, g * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
@@ -299,7 +300,7 @@ def _js_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
         g = p * (g - _sum(k, p * g))
         out = out + _sum(k, g * _dtangent(d_logits, mask, k.axis, dtype))
     if d_targets is not None:  # NaN in the whole row of a target outside [0, 1]
-        h = _numerics.nan_where_not(_rows_ok(k, targets, mask), (log_t - log_r) / 2)
+        h = _numerics.nan_where_not(_rows_ok(k, targets, mask, t), (log_t - log_r) / 2)
         out = out + _sum(k, h * _dtangent(d_targets, mask, k.axis, dtype))
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 

@@ -247,15 +247,18 @@ def _sum(k, x):
     return _softmax.row_sum(x, k.axis, k.axis_name)
 
 
-def _categorical_targets(k, targets, x, dtype):
+def _categorical_targets(k, targets, x, dtype, rule=False):
     """``(t, ok)``: the unsmoothed targets (one-hot for integer labels) and whether
-    each example's are valid (class axis kept), for the (local) logits ``x``."""
+    each example's are valid (class axis kept), for the (local) logits ``x``. In a
+    derivative ``rule``, a NaN target is invalid too (a forward pass's terms carry it)."""
     if k.sparse:
         num_classes = _softmax.num_classes(x, k.axis, k.axis_name)
         ok = _softmax.labels_ok(targets, num_classes, k.axis)
         y, _ = _softmax.shard_labels(targets, x.shape[k.axis], k.axis_name)
         return _softmax.one_hot(y, x.shape, k.axis, dtype), ok
-    return targets.astype(dtype), _softmax.targets_ok(targets, k.axis, k.axis_name)
+    t = targets.astype(dtype)
+    total = _sum(k, t) if rule else None
+    return t, _softmax.targets_ok(targets, k.axis, k.axis_name, total)
 
 
 def _categorical_weights(k, alpha, t, ndim, dtype):
@@ -285,7 +288,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
-    t, ok = _categorical_targets(k, targets, x, dtype)
+    t, ok = _categorical_targets(k, targets, x, dtype, rule=True)
     t = _numerics.mask_rows(t, mask_c)
     if mask_c is not None:
         ok = ok | ~mask_c

@@ -149,9 +149,10 @@ def _term_sum_value(k, lp, y, keep, mask):
 
 def _term_sum_tangent(k, lp, y, keep, mask, _value, _stats, d_lp, d_y, _dk, _dm):
     lp, y, use = _sanitized(k, lp, y, keep, mask)
-    # NaN coefficients for an example with a bad target (a select on the tangent would
-    # vanish in reverse mode), and 0 for dropped elements
-    ok = jnp.all(_numerics.mask_rows(k.target_ok(y), use, True), k.axis, keepdims=True)
+    # NaN coefficients for an example with a bad target or a NaN log-prediction (a
+    # select on the tangent would vanish in reverse mode), and 0 for dropped elements
+    valid = k.target_ok(y) & ~jnp.isnan(lp)
+    ok = jnp.all(_numerics.mask_rows(valid, use, True), k.axis, keepdims=True)
     g_lp, g_y = (_numerics.mask_rows(jnp.where(ok, g, jnp.nan), use) for g in k.partials(lp, y))
     out = 0
     if d_lp is not None:
@@ -162,12 +163,6 @@ def _term_sum_tangent(k, lp, y, keep, mask, _value, _stats, d_lp, d_y, _dk, _dm)
 
 
 _term_sum = _numerics.custom_rule(_term_sum_value, _term_sum_tangent)
-
-
-def _log(t):
-    """``log t`` with ``log 0`` read as the log of the smallest normal float (the
-    library's convention for the targets' own log, see ``kl_divergence``)."""
-    return jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,10 +204,10 @@ class GeneralizedKL(_TermSum):
     def terms(self, lp, t):
         zero = t == 0
         safe_lp = jnp.where(zero, 0, lp)
-        return jnp.where(zero, 0, t * (_log(t) - safe_lp)) + jnp.exp(lp) - t
+        return jnp.where(zero, 0, t * (_numerics.safe_log(t) - safe_lp)) + jnp.exp(lp) - t
 
     def partials(self, lp, t):
-        return jnp.exp(lp) - t, _log(t) - lp
+        return jnp.exp(lp) - t, _numerics.safe_log(t) - lp
 
 
 def _run_terms(

@@ -168,6 +168,28 @@ def largest(dtype) -> float:
     return float(jnp.finfo(dtype).max)
 
 
+# NaN and XLA:CPU's minimum and maximum. HLO's minimum and maximum propagate NaN, and
+# so do XLA:GPU and XLA:CPU's own emitters, but XLA:CPU's YNNPACK fusions (jaxlib 0.10,
+# arrays of about 4096 elements and more) follow x86: ``minimum(NaN, b)`` is ``b``, and
+# a row maximum skips a NaN. So a clamp must not be what carries a NaN to the loss:
+# * in a forward pass over the class axis, where a select would cost a logits-sized
+#   temporary (docs/performance.md), the clamp stays arithmetic and the NaN reaches the
+#   row's loss through a row statistic instead (``_softmax.row_poison``: a NaN logit
+#   makes the sum of exponentials NaN, a bad target the poisoned row maximum);
+# * elsewhere (derivative rules, elementwise losses), these compare-and-select clamps
+#   keep NaN on every backend, since a NaN fails every comparison.
+
+
+def at_most(x: jax.Array, bound) -> jax.Array:
+    """``min(x, bound)``, NaN kept."""
+    return jnp.where(x > bound, bound, x)
+
+
+def at_least(x: jax.Array, bound) -> jax.Array:
+    """``max(x, bound)``, NaN kept."""
+    return jnp.where(x < bound, bound, x)
+
+
 def times(weight: jax.Array, value: jax.Array) -> jax.Array:
     """``weight * value`` with ``0 * inf = 0``: a term of weight 0 adds nothing, a term
     of positive weight keeps an infinite value, in plain arithmetic.
@@ -179,6 +201,9 @@ def times(weight: jax.Array, value: jax.Array) -> jax.Array:
     ``min(value, largest * (1 + ceil(weight)))``, whose bound overflows to ``inf``
     exactly when ``weight > 0`` (``ceil`` is at least 1 there, and 0 at ``+-0``;
     XLA:CPU flushes subnormal weights to 0, with ``sign`` as with ``ceil``).
+
+    A NaN ``value`` can come out as the bound on XLA:CPU (see above): a loss summed
+    from these terms adds its row's :func:`jaxloss._softmax.row_poison`.
 
     ``ceil`` rather than ``sign``, which is as exact: XLA:CPU ran the sign of
     converted 16-bit weights slowly inside its fused reduction (soft targets, bfloat16
@@ -203,12 +228,13 @@ def nan_outside_unit(z: jax.Array) -> jax.Array:
 
 def unit_excess(t: jax.Array, axis: int) -> jax.Array:
     """Per example (class axis kept): ``max(-min_c t_c, max_c t_c - 1)``, which is
-    ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]``, and NaN for a NaN (the
-    row's extremes in ``t``'s own dtype, then float32, which keeps their order). Two
-    plain reductions, which XLA:CPU runs inside the loss's own reduction pass where
-    their result feeds that pass (:func:`unit_poison`); a two-output ``lax.reduce``
-    (one read) would be a pass of its own (docs/performance.md). No derivative flows
-    through it."""
+    ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]`` (the row's extremes in
+    ``t``'s own dtype, then float32, which keeps their order). A NaN target is not
+    seen here on XLA:CPU, whose YNNPACK reductions skip NaN (see :func:`at_most`): a
+    forward pass's terms carry it (``t * ...``), and derivative rules test for it with
+    :func:`jaxloss._softmax.targets_ok`. Two plain reductions; a two-output
+    ``lax.reduce`` (one read) would be a pass of its own (docs/performance.md). No
+    derivative flows through it."""
     t = jax.lax.stop_gradient(t)
     lo = jnp.min(t, axis, keepdims=True).astype(jnp.float32)
     hi = jnp.max(t, axis, keepdims=True).astype(jnp.float32)
@@ -294,10 +320,10 @@ def valid_weights(w: jax.Array | None, upper: float | None = None) -> jax.Array 
 def xlogx(t: jax.Array) -> jax.Array:
     """``t log t`` with ``0 log 0 = 0`` (``log`` of values below the smallest normal
     float read as its log; their product is below 1e-36)."""
-    return t * jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny))
+    return t * jnp.log(jnp.maximum(t, jnp.finfo(t.dtype).tiny))  # a NaN t: NaN
 
 
 def safe_log(x: jax.Array) -> jax.Array:
     """``log(x)`` with ``log 0`` read as the log of the smallest normal number, so that
     gradients stay finite at zero probabilities (like PyTorch's clamped logs)."""
-    return jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+    return jnp.log(at_least(x, jnp.finfo(x.dtype).tiny))

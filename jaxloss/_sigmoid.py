@@ -39,7 +39,7 @@ def weighted_softplus(a, b, x):
     (``0 * inf`` would be NaN); the price is that an infinite logit against its label
     costs the largest float (about 3.4e38 in float32) rather than ``inf``.
     """
-    magnitude = jnp.minimum(jnp.abs(x), _numerics.largest(x.dtype))
+    magnitude = jnp.minimum(jnp.abs(x), _numerics.largest(x.dtype))  # NaN: log1p(exp(NaN))
     sign = jnp.sign(x)
     relus = (magnitude / 2) * (a * (1 - sign) + b * (1 + sign))  # halved first: no overflow
     return relus + (a + b) * jnp.log1p(jnp.exp(-jnp.abs(x)))
@@ -105,7 +105,7 @@ _GRAD_EPS = 1e-12
 
 
 def _clamped_logs(p):
-    return jnp.maximum(jnp.log(p), _LOG_FLOOR), jnp.maximum(jnp.log1p(-p), _LOG_FLOOR)
+    return _numerics.at_least(jnp.log(p), _LOG_FLOOR), _numerics.at_least(jnp.log1p(-p), _LOG_FLOOR)
 
 
 def _bce_parts(k, probs, labels, mask):
@@ -127,7 +127,7 @@ def _bce_tangent(k, probs, labels, mask, _value, _stats, dp, dz, _dm):
     p, z = _bce_parts(k, probs, labels, mask)
     out = 0
     if dp is not None:
-        g = (p - z) / jnp.maximum(p * (1 - p), _GRAD_EPS)
+        g = (p - z) / _numerics.at_least(p * (1 - p), _GRAD_EPS)
         out = out + g * _numerics.mask_rows(dp.astype(p.dtype), mask)
     if dz is not None:
         log_p, log_1mp = _clamped_logs(p)

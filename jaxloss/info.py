@@ -41,8 +41,9 @@ __all__ = ["information", "entropy", "cross_entropy", "kl_divergence", "js_diver
 
 
 def _xlogy(x, y):
-    """``x log y`` with ``0 log 0 = 0`` (and ``0 log y = 0`` for any y >= 0)."""
-    return jnp.where(x == 0, 0, x * jnp.log(jnp.where(x == 0, 1, y)))
+    """``x log y`` with ``0 log 0 = 0`` (and ``0 log y = 0`` for any y >= 0; NaN for a
+    NaN ``y``, an invalid probability, even where ``x = 0``)."""
+    return jnp.where(x == 0, 0 * y, x * jnp.log(jnp.where(x == 0, 1, y)))
 
 
 def _dlog(y):
@@ -53,6 +54,13 @@ def _dlog(y):
 def _valid(p):
     """``p``, NaN where it is outside [0, 1]: an invalid probability is never a number."""
     return p + _numerics.nan_outside_unit(p)
+
+
+def _row_poison(c, *arrays):
+    """Per distribution (axis kept): 0, or NaN where any of ``arrays`` (made
+    :func:`_valid`) holds an invalid probability. Added to a derivative's coefficients,
+    it makes the whole row of the gradient NaN, not only the invalid entry."""
+    return 0 * sum(jnp.sum(a, c.axis, keepdims=True) for a in arrays)
 
 
 class _Config(NamedTuple):
@@ -78,7 +86,8 @@ def _entropy_value(c, p):
 
 def _entropy_tangent(c, p, _value, _stats, dp):
     # d(-p log p) = -(log p + 1) dp
-    return -jnp.sum((_dlog(_valid(p)) + 1) * dp, c.axis) * c.scale
+    p = _valid(p)
+    return -jnp.sum((_dlog(p) + 1 + _row_poison(c, p)) * dp, c.axis) * c.scale
 
 
 def _cross_entropy_value(c, p, q):
@@ -86,17 +95,18 @@ def _cross_entropy_value(c, p, q):
 
 
 def _ratio(p, q):
-    """``p / q``, 0 where ``p = 0``."""
-    return jnp.where(p == 0, 0, p / jnp.where(p == 0, 1, q))
+    """``p / q``, 0 where ``p = 0`` (NaN for a NaN ``q``)."""
+    return jnp.where(p == 0, 0 * q, p / jnp.where(p == 0, 1, q))
 
 
 def _cross_entropy_tangent(c, p, q, _value, _stats, dp, dq):
     p, q = _valid(p), _valid(q)
+    poison = _row_poison(c, p, q)
     out = 0
     if dp is not None:  # -log q dp
-        out = out - jnp.sum(_dlog(q) * dp, c.axis)
+        out = out - jnp.sum((_dlog(q) + poison) * dp, c.axis)
     if dq is not None:  # -p / q dq, 0 where p = 0
-        out = out - jnp.sum(_ratio(p, q) * dq, c.axis)
+        out = out - jnp.sum((_ratio(p, q) + poison) * dq, c.axis)
     return out * c.scale
 
 
@@ -107,11 +117,12 @@ def _kl_value(c, p, q):
 
 def _kl_tangent(c, p, q, _value, _stats, dp, dq):
     p, q = _valid(p), _valid(q)
+    poison = _row_poison(c, p, q)
     out = 0
     if dp is not None:  # (log p + 1 - log q) dp
-        out = out + jnp.sum((_dlog(p) + 1 - _dlog(q)) * dp, c.axis)
+        out = out + jnp.sum((_dlog(p) + 1 - _dlog(q) + poison) * dp, c.axis)
     if dq is not None:  # -p / q dq
-        out = out - jnp.sum(_ratio(p, q) * dq, c.axis)
+        out = out - jnp.sum((_ratio(p, q) + poison) * dq, c.axis)
     return out * c.scale
 
 
@@ -125,7 +136,7 @@ def _js_value(c, p, q):
 
 def _js_tangent(c, p, q, _value, _stats, dp, dq):
     p, q = _valid(p), _valid(q)
-    log_m = _dlog((p + q) / 2)
+    log_m = _dlog((p + q) / 2) + _row_poison(c, p, q)
     out = 0
     if dp is not None:  # log(p / m) / 2 dp
         out = out + jnp.sum((_dlog(p) - log_m) * dp, c.axis) / 2

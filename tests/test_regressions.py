@@ -524,3 +524,85 @@ def test_checked_ignores_a_masked_sample_weight():
     np.testing.assert_allclose(jaxloss.checked(loss)(s), want, rtol=1e-6)
     with pytest.raises(Exception, match="sample_weight"):
         jaxloss.checked(loss)(jnp.array([-1.0, 1.0, 2.0]))
+
+
+# XLA:CPU's YNNPACK fusions, used for arrays of about 4096 elements and more, do not
+# propagate NaN through minimum, maximum and row maxima (HLO's semantics do). Every
+# bad-value test above runs at a handful of classes, where XLA's own emitters keep NaN;
+# these run the soft-target families at 8 x 1024, where the clamps used to turn a NaN
+# into a finite bound or inf (categorical cross-entropy: inf for a NaN logit or a
+# target of 1.5, and a finite target gradient for a NaN target).
+_SOFT_AT_SCALE = {
+    "categorical_cross_entropy": jaxloss.categorical_cross_entropy,
+    "categorical smoothing z-loss": lambda x, t: jaxloss.categorical_cross_entropy(
+        x, t, label_smoothing=0.1, z_loss=1e-3
+    ),
+    "kl_divergence": jaxloss.kl_divergence,
+    "reverse_kl_divergence": jaxloss.reverse_kl_divergence,
+    "js_divergence": jaxloss.js_divergence,
+    "categorical_focal_loss": jaxloss.categorical_focal_loss,
+    "poly_loss_cross_entropy": jaxloss.poly_loss_cross_entropy,
+    "sigmoid_cross_entropy": jaxloss.sigmoid_cross_entropy,  # per element
+    "binary_cross_entropy": lambda x, t: jaxloss.binary_cross_entropy(jax.nn.sigmoid(x), t),
+    "info.kl_divergence": lambda x, t: jaxloss.info.kl_divergence(t, jax.nn.softmax(x)),
+}
+
+
+@pytest.mark.parametrize("name", list(_SOFT_AT_SCALE))
+def test_invalid_values_are_nan_at_scale(name):
+    f = _SOFT_AT_SCALE[name]
+    n, c = 8, 1024
+    rng = np.random.default_rng(0)
+    x = 3 * rng.standard_normal((n, c)).astype(np.float32)
+    t = rng.random((n, c)).astype(np.float32)
+    t = t / t.sum(1, keepdims=True)
+    t[0, ::2] = 0  # a zero-mass class beside each bad entry below
+    clean = (x.copy(), t.copy())
+    x[1, 5] = np.nan
+    t[2, 3] = 1.5
+    t[3, 0] = -0.1  # at a class of zero mass in row 0's pattern, positive here
+    t[4, 7] = np.nan
+    bad = np.zeros((n, c), bool)
+    bad[[1, 2, 3, 4], [5, 3, 0, 7]] = True
+
+    @jax.jit
+    def run(x, t):
+        return f(x, t), *jax.grad(lambda x, t: f(x, t).sum(), (0, 1))(x, t)
+
+    got = [np.asarray(a) for a in run(x, t)]
+    want = [np.asarray(a) for a in run(*clean)]
+    if got[0].ndim == 1:  # a loss per row: the whole row of a bad entry
+        bad = np.broadcast_to(bad.any(1, keepdims=True), bad.shape)
+    for a, b in zip(got, want):  # the value, then the gradients
+        where = bad[:, 0] if a.ndim == 1 else bad
+        assert np.isnan(a[where]).all(), np.isnan(a[where]).mean()
+        np.testing.assert_array_equal(a[~where], b[~where])  # the rest: untouched
+
+
+def test_info_rejects_an_invalid_q_where_p_is_zero():
+    """``info.kl_divergence`` and ``info.cross_entropy`` skipped ``q_c`` wherever
+    ``p_c = 0``, so a ``q`` of -0.1 or NaN there gave a finite (even negative) value;
+    now the value is NaN, and so is the whole row of both gradients."""
+    info = jaxloss.info
+    p = jnp.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
+    q = jnp.array([[0.25, 0.25, 0.5], [0.5, 0.6, -0.1]])
+    for f in (info.kl_divergence, info.cross_entropy, info.js_divergence):
+        value = f(p, q)
+        assert np.isfinite(value[0]) and np.isnan(value[1]), f.__name__
+        for g in jax.grad(lambda p, q: f(p, q).sum(), (0, 1))(p, q):
+            assert np.isfinite(g[0]).all() and np.isnan(g[1]).all(), f.__name__
+    assert np.isnan(info.kl_divergence(p[0], jnp.array([0.5, 0.5, jnp.nan])))
+    g = jax.grad(info.entropy)(jnp.array([0.5, 0.6, -0.1]))
+    assert np.isnan(g).all()
+
+
+def test_kl_with_log_targets_nan_log_prediction_gradient():
+    """A NaN log-prediction makes the row's value NaN and now its whole gradient too
+    (the derivative in ``lp`` is ``-e^lt``, which does not read ``lp``)."""
+    lp = jnp.log(jnp.array([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])).at[1, 0].set(jnp.nan)
+    lt = jnp.log(jnp.array([[0.1, 0.6, 0.3], [0.1, 0.6, 0.3]]))
+    f = jaxloss.kl_divergence_with_log_targets
+    value = f(lp, lt)
+    assert np.isfinite(value[0]) and np.isnan(value[1])
+    for g in jax.grad(lambda a, b: f(a, b).sum(), (0, 1))(lp, lt):
+        assert np.isfinite(g[0]).all() and np.isnan(g[1]).all()
