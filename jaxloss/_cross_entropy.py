@@ -135,8 +135,8 @@ def _value(k, logits, targets, class_weights, mask):
         if w is not None:
             s = w * s
         checked = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)
-        terms = _numerics.times(s, _softmax.half_nll(x, checked))  # NaN for a bad target
-        loss = 2 * _softmax.row_sum(terms, k.axis, k.axis_name) + _softmax.row_poison(checked)
+        terms = _numerics.times(s, _softmax.half_nll(x, checked)) + _softmax.row_poison(checked)
+        loss = 2 * _softmax.row_sum(terms, k.axis, k.axis_name)
     if k.z_loss:
         loss = loss + k.z_loss * stats.lse * stats.lse  # (z lse) lse: lse**2 overflows first
     loss = _numerics.mask_rows(loss, _numerics.expand(mask, k.axis))

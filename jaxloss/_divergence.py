@@ -102,8 +102,8 @@ def _kl_value(k, logits, targets, mask):
     stats = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)  # NaN: bad target
     t = targets.astype(dtype)
     h = _softmax.half_nll(logits.astype(dtype), stats)
-    terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h)
-    kl = _sum(k, terms) + _softmax.row_poison(stats)
+    terms = _numerics.xlogx(t) + 2 * _numerics.times(t, h) + _softmax.row_poison(stats)
+    kl = _sum(k, terms)
     return _finish(kl, mask, k.axis)
 
 

@@ -174,7 +174,7 @@ def largest(dtype) -> float:
 # a row maximum skips a NaN. So a clamp must not be what carries a NaN to the loss:
 # * in a forward pass over the class axis, where a select would cost a logits-sized
 #   temporary (docs/performance.md), the clamp stays arithmetic and the NaN reaches the
-#   row's loss through a row statistic instead (``_softmax.row_poison``: a NaN logit
+#   row's terms through a row statistic instead (``_softmax.row_poison``: a NaN logit
 #   makes the sum of exponentials NaN, a bad target the poisoned row maximum);
 # * elsewhere (derivative rules, elementwise losses), these compare-and-select clamps
 #   keep NaN on every backend, since a NaN fails every comparison.
@@ -203,7 +203,7 @@ def times(weight: jax.Array, value: jax.Array) -> jax.Array:
     XLA:CPU flushes subnormal weights to 0, with ``sign`` as with ``ceil``).
 
     A NaN ``value`` can come out as the bound on XLA:CPU (see above): a loss summed
-    from these terms adds its row's :func:`jaxloss._softmax.row_poison`.
+    from these terms adds its row's :func:`jaxloss._softmax.row_poison` to them.
 
     ``ceil`` rather than ``sign``, which is as exact: XLA:CPU ran the sign of
     converted 16-bit weights slowly inside its fused reduction (soft targets, bfloat16

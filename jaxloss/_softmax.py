@@ -370,8 +370,10 @@ def row_poison(stats: RowStats) -> jax.Array:
     """0 per example (class axis kept), NaN where the row's statistics are: a NaN
     logit (the sum of exponentials), a bad target (:func:`poison_targets`), a row of
     ``-inf`` or one holding ``+inf`` (``log sum_exp`` infinite). Added to a forward
-    pass's summed loss, it carries NaN there even where the terms' ``0 * inf = 0``
-    guard (``_numerics.times``, a minimum) lost it on XLA:CPU."""
+    pass's terms, it carries NaN there even where their ``0 * inf = 0`` guard
+    (``_numerics.times``, a minimum) lost it on XLA:CPU. Added to each term, not to
+    the row's sum: after the sum it split XLA:CPU's one fused reduction of the soft-
+    target forward (8192 x 1000: 1.5x the time; per term: 1.03x)."""
     return 0 * (stats.row_max + stats.lse_rel)
 
 
