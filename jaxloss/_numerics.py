@@ -176,13 +176,8 @@ def largest(dtype) -> float:
 #   temporary (docs/performance.md), the clamp stays arithmetic and the NaN reaches the
 #   row's terms through a row statistic instead (``_softmax.row_poison``: a NaN logit
 #   makes the sum of exponentials NaN, a bad target the poisoned row maximum);
-# * elsewhere (derivative rules, elementwise losses), these compare-and-select clamps
-#   keep NaN on every backend, since a NaN fails every comparison.
-
-
-def at_most(x: jax.Array, bound) -> jax.Array:
-    """``min(x, bound)``, NaN kept."""
-    return jnp.where(x > bound, bound, x)
+# * elsewhere (derivative rules, elementwise losses), a compare-and-select clamp
+#   (:func:`at_least`) keeps NaN on every backend, since a NaN fails every comparison.
 
 
 def at_least(x: jax.Array, bound) -> jax.Array:
@@ -230,7 +225,7 @@ def unit_excess(t: jax.Array, axis: int) -> jax.Array:
     """Per example (class axis kept): ``max(-min_c t_c, max_c t_c - 1)``, which is
     ``<= 0`` exactly when every ``t_c`` is in ``[0, 1]`` (the row's extremes in
     ``t``'s own dtype, then float32, which keeps their order). A NaN target is not
-    seen here on XLA:CPU, whose YNNPACK reductions skip NaN (see :func:`at_most`): a
+    seen here on XLA:CPU, whose YNNPACK reductions skip NaN (see :func:`at_least`): a
     forward pass's terms carry it (``t * ...``), and derivative rules test for it with
     :func:`jaxloss._softmax.targets_ok`. Two plain reductions; a two-output
     ``lax.reduce`` (one read) would be a pass of its own (docs/performance.md). No

@@ -349,7 +349,7 @@ def targets_ok(targets: jax.Array, axis: int, axis_name, total: jax.Array | None
     """Per example (class axis kept): whether every target of the row, on every shard
     of the classes, is in ``[0, 1]`` (:func:`poison_targets`'s statistic), for
     derivative rules. False for a NaN target too, which the row's minimum and maximum
-    skip on XLA:CPU (``_numerics.at_most``): ``total``, a row sum over the classes (every
+    skip on XLA:CPU (see ``_numerics.at_least``): ``total``, a row sum over the classes (every
     shard) of an array that holds the targets' NaN, carries it. Callers pass the sum
     their rule takes anyway; summing the raw targets again cost a logits-sized float32
     copy of 16-bit targets (KL, bfloat16 256 x 4096: 12.6 against 8.4 MB). None: a
