@@ -350,10 +350,11 @@ def targets_ok(targets: jax.Array, axis: int, axis_name, total: jax.Array | None
     of the classes, is in ``[0, 1]`` (:func:`poison_targets`'s statistic), for
     derivative rules. False for a NaN target too, which the row's minimum and maximum
     skip on XLA:CPU (see ``_numerics.at_least``): ``total``, a row sum over the classes (every
-    shard) of an array that holds the targets' NaN, carries it. Callers pass the sum
-    their rule takes anyway; summing the raw targets again cost a logits-sized float32
-    copy of 16-bit targets (KL, bfloat16 256 x 4096: 12.6 against 8.4 MB). None: a
-    forward pass, whose terms carry a NaN target themselves."""
+    shard) of an array that holds the targets' NaN, carries it. Cross-entropy and KL
+    pass the sum their gradient takes anyway; summing the raw targets again cost a
+    logits-sized float32 copy of 16-bit targets (KL, bfloat16 256 x 4096: 12.6
+    against 8.4 MB). Reverse KL, JS and focal sum their targets for it in the target
+    derivative only. None: a forward pass, whose terms carry a NaN target themselves."""
     poison = _targets_poison(targets, axis, axis_name)
     if total is not None:
         poison = poison + 0 * total.astype(poison.dtype)
