@@ -101,7 +101,15 @@ def main(argv=None):
     parser.add_argument("--modes", default="fwd,fwd+bwd", help="fwd, fwd+bwd, per-example.")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="Time with glibc's default malloc, which maps fresh pages for every large "
+        "buffer of every call (timing.keep_freed_memory, docs/benchmarks.md).",
+    )
     args = parser.parse_args(argv)
+    if not args.system_malloc:
+        print("malloc:", timing.keep_freed_memory())
     base = import_base(args.base)
     results = []
     for loss in args.losses.split(","):

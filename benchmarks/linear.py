@@ -152,8 +152,9 @@ def markdown(report) -> str:
         f"### Fused linear + cross-entropy, {env['backend']} ({env['device']}), jax {env['jax']}",
         "",
         f"Measured {env['date']} with `{env['command']}`: matmul {env['matmul_gflops']:.0f} "
-        "GFLOP/s. fwd+bwd of the mean loss w.r.t. (hidden, weight); ratios below 1 mean "
-        "the fused loss is faster; roofline = 6 N D C / time / matmul rate.",
+        f"GFLOP/s; malloc: {env.get('malloc', 'system default')}. fwd+bwd of the mean "
+        "loss w.r.t. (hidden, weight); ratios below 1 mean the fused loss is faster; "
+        "roofline = 6 N D C / time / matmul rate.",
         "",
         "| N x D x C | dtype | fused | unfused (jaxloss) | unfused (optax) | vs unfused "
         "(jaxloss / optax) | temp fused / unfused / optax | fused temp, of the float32 "
@@ -222,7 +223,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-seconds", type=float, default=0.5)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="Time with glibc's default malloc, which maps fresh pages for every large "
+        "buffer of every call (timing.keep_freed_memory, docs/benchmarks.md).",
+    )
     args = parser.parse_args(argv)
+    malloc = (
+        "system default (--system-malloc)" if args.system_malloc else timing.keep_freed_memory()
+    )
     flops = timing.matmul_flops(256 if args.quick else 2048)
     shapes = [(64, 16, 1000)] if args.quick else [(2048, 512, 32768)]
     steps = [
@@ -251,8 +261,10 @@ def main(argv=None) -> dict:
             "device": device.device_kind,
             "jax": jax.__version__,
             "date": datetime.date.today().isoformat(),
-            "command": "python benchmarks/linear.py" + (" --quick" if args.quick else ""),
+            "command": "python benchmarks/linear.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "matmul_gflops": flops / 1e9,
+            "malloc": malloc,
         },
         "steps": steps,
         "chunk_sweep": sweep,

@@ -342,7 +342,8 @@ def markdown(report: dict) -> str:
         "",
         f"Measured {env['date']} with `{env['command']}`: copy bandwidth "
         f"{env['copy_bandwidth_gbs']:.1f} GB/s (bytes read + written), matmul "
-        f"{env['matmul_gflops']:.0f} GFLOP/s (float32). Times are medians of interleaved "
+        f"{env['matmul_gflops']:.0f} GFLOP/s (float32); malloc: "
+        f"{env.get('malloc', 'system default')}. Times are medians of interleaved "
         "runs; a ratio below 1 means jaxloss is faster. Roofline = (byte floor / time) / "
         "copy bandwidth, for logits of at least 2**26 elements. Temp = compiled "
         "temporary memory; residuals = bytes kept between forward and backward beyond "
@@ -486,8 +487,17 @@ def main(argv=None):
         "the report lists the cells left out. The results are rewritten after every "
         "cell, so a run that is killed leaves what it measured.",
     )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="Time with glibc's default malloc, which maps fresh pages for every large "
+        "buffer of every call (timing.keep_freed_memory, docs/benchmarks.md).",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    malloc = (
+        "system default (--system-malloc)" if args.system_malloc else timing.keep_freed_memory()
+    )
     if args.quick:  # a smoke run: one shape, the training mode
         args.repeats, args.min_seconds = 3, 0.0
         if args.modes == parser.get_default("modes"):
@@ -514,6 +524,7 @@ def main(argv=None):
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "copy_bandwidth_gbs": copy_bw / 1e9,
         "matmul_gflops": flops / 1e9,
+        "malloc": malloc,
         "quick": args.quick,
     }
     print(

@@ -6,16 +6,21 @@
 * :func:`copy_bandwidth` and :func:`matmul_flops` measure the machine's two ceilings in
   the same process;
 * :func:`temp_bytes` and :func:`residual_bytes` report what a function needs in memory;
-* :func:`geomean` summarizes ratios.
+* :func:`geomean` summarizes ratios;
+* :func:`keep_freed_memory` stops glibc from handing large buffers back to the
+  system between calls, so that timings measure the kernels, not page faults.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import math
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +28,38 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import print_saved_residuals
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(limit: int = 2**31 - 1) -> str:
+    """Make glibc's malloc keep freed buffers of up to ``limit`` bytes for reuse, and
+    say what was done (for the report's environment).
+
+    XLA:CPU allocates every output and temporary buffer with ``malloc``. By default
+    glibc serves a buffer of more than 128 KiB (a threshold that grows to 32 MiB) with
+    its own ``mmap`` and returns it with ``munmap`` when it is freed, so every call
+    writes into fresh pages, and the kernel zeroes and maps each one on first touch.
+    On the 2-core VM that cost more than the loss itself: sparse cross-entropy,
+    ``jit(value_and_grad)``, 8192 x 1000 float32, took 14-19 ms median with default
+    malloc and 4.2-4.8 ms with this, for jaxloss, optax and autodiff alike, and its
+    samples were bimodal (3.5 to 20 ms) (docs/benchmarks.md). Raising the ``mmap``
+    and trim thresholds keeps freed memory in the heap, as a long training loop's
+    steady state does with any caching allocator (XLA's GPU and TPU allocators
+    cache). A no-op, reported as such, off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return "system default (not Linux)"
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return "system default (no glibc mallopt)"
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    if mallopt(_M_MMAP_THRESHOLD, limit) != 1 or mallopt(_M_TRIM_THRESHOLD, limit) != 1:
+        return "system default (mallopt refused)"
+    return f"glibc, freed memory kept (mmap and trim thresholds {limit / 2**30:.0f} GiB)"
 
 
 def block(x: Any) -> Any:

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import platform
 import sys
 
 BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
@@ -30,6 +31,8 @@ def test_quick_benchmark_suite(tmp_path):
             res = r["residual_bytes"]
             assert 0 <= res["jaxloss"] <= res["optax"], r
     saved = json.loads((tmp_path / "cpu-quick.json").read_text())
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert saved["environment"]["malloc"].startswith("glibc, freed memory kept")
     assert saved["results"] and (tmp_path / "cpu-quick.md").read_text().startswith("###")
 
 
