@@ -44,10 +44,10 @@ def keep_freed_memory(limit: int = 2**31 - 1) -> str:
     On the 2-core VM that cost more than the loss itself: sparse cross-entropy,
     ``jit(value_and_grad)``, 8192 x 1000 float32, took 14-19 ms median with default
     malloc and 4.2-4.8 ms with this, for jaxloss, optax and autodiff alike, and its
-    samples were bimodal (3.5 to 20 ms) (docs/benchmarks.md). Raising the ``mmap``
-    and trim thresholds keeps freed memory in the heap, as a long training loop's
-    steady state does with any caching allocator (XLA's GPU and TPU allocators
-    cache). A no-op, reported as such, off glibc.
+    samples were bimodal (about 4 to over 20 ms; docs/benchmarks.md). Raising the
+    ``mmap`` and trim thresholds keeps freed memory in the heap for the next call, as
+    XLA's GPU and TPU clients keep device memory in their caching allocators. A no-op,
+    reported as such, off glibc.
     """
     if not sys.platform.startswith("linux"):
         return "system default (not Linux)"
