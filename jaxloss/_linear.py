@@ -381,9 +381,13 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
     lse = m + log_s
     dtype = lse.dtype
     cw = _class_weights(class_weights, dtype)
-    w_y = _label_weight(k, cw, labels, dtype)
+    # a masked token's label weight may be invalid (NaN): it must not reach the others
+    # through the products of the gradient (0 * NaN in h^T g)
+    w_y = _numerics.mask_rows(_label_weight(k, cw, labels, dtype), mask)
     b = k.smoothing / k.num_classes
-    coef = (1 - k.smoothing) * w_y + b * _total_weight(k, cw) + 2 * k.z_loss * lse
+    coef = (1 - k.smoothing) * w_y + 2 * k.z_loss * lse
+    if k.smoothing:  # without smoothing an unused class weight is not read (0 * NaN)
+        coef = coef + b * _total_weight(k, cw)
     ok = _labels_ok(k, labels)
     if mask is not None:  # a masked token's label may be anything
         ok = ok | ~mask
@@ -418,6 +422,7 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
             # label: reverse mode's class-weight gradient is NaN too
             nll = jnp.where(z != -jnp.inf, lse[:, None] - z, 0)
             nll = jnp.where(ok[:, None], nll, jnp.nan)
+            nll = nll * _numerics.nan_at(cw_blk)  # NaN at an invalid class weight, too
             term = term + ((1 - k.smoothing) * onehot + b) * nll * dcw_blk
         return out + jnp.sum(jnp.where(fresh, term, 0), -1), None
 
@@ -494,7 +499,8 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     safe = jnp.where(inside, y, 0)[:, None]
     # this shard's part of the label's logit and of sum_c w_c z_c (summed below)
     z_y = jnp.where(inside[:, None], _cap(k, jnp.take_along_axis(t, safe, -1)), 0)
-    w_y = _label_weight(k, cw, labels, dtype)[:, None]
+    # a masked token's label weight may be invalid (NaN): 0, as in _tangent
+    w_y = _numerics.mask_rows(_label_weight(k, cw, labels, dtype), mask)[:, None]
     b = k.smoothing / k.num_classes
     total_w = _total_weight(k, cw)
     sz = None
@@ -529,7 +535,7 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
     if mask is not None:
         ok = ok | ~mask[:, None]
     loss = jnp.where(ok, loss, jnp.nan)
-    coef = (1 - k.smoothing) * w_y + b * total_w
+    coef = (1 - k.smoothing) * w_y + (b * total_w if k.smoothing else 0)
     coef = jnp.where(ok, coef + 2 * k.z_loss * lse, jnp.nan)
     a = scale.astype(dtype)[:, None]
 
@@ -555,7 +561,9 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
             p_b = jax.lax.dynamic_slice_in_dim(e, start, block, axis=1) / s
         onehot = (cols == y[:, None]).astype(dtype)
         cw_b = None if cw is None else jax.lax.dynamic_slice_in_dim(cw, start, block)
-        target = (1 - k.smoothing) * w_y * onehot + b * (1.0 if cw_b is None else cw_b)
+        target = (1 - k.smoothing) * w_y * onehot
+        if k.smoothing:  # as in _tangent: an unused class weight is not read
+            target = target + b * (1.0 if cw_b is None else cw_b)
         g = a * (coef * p_b - target)
         if k.softcap is not None:  # softcap'(u) = 1 - tanh(u / c)**2
             g = g * (1 - t_b * t_b)
@@ -573,7 +581,7 @@ def _chunk_fold(k, h, weight, bias, labels, cw, scale, mask, acc):
             s_b = (1 - k.smoothing) * onehot + b
             # -log p_c taken as 0 at a -inf logit, as in the unfused rule
             nll = jnp.where(z_b != -jnp.inf, lse - z_b, 0)
-            terms = jnp.where(ok, a * s_b * nll, jnp.nan)
+            terms = jnp.where(ok, a * s_b * nll, jnp.nan) * _numerics.nan_at(cw_b)
             d_cw = _add_block(d_cw, jnp.where(fresh, jnp.sum(terms, 0), 0), start)
         return d_w, d_b, d_cw, dh_t
 

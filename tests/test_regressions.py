@@ -275,6 +275,50 @@ def test_linear_smoothing_with_zero_class_weight_on_a_neg_inf_class(reduction):
     np.testing.assert_allclose(jax.grad(fused)(h), jax.grad(unfused)(h), rtol=1e-6)
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_linear_nan_class_weight_read_only_by_a_masked_token(reduction):
+    # Class 3's weight is NaN and only a masked token has label 3. Without smoothing no
+    # example reads it: the fused head's value and its hidden and weight gradients (and
+    # jvp) are those of any valid weight there, and the class-weight gradient is NaN at
+    # class 3 only, as the unfused loss's. The fused rules used to carry the NaN to
+    # every token through 0 * NaN (the label weight of the masked token, and the unused
+    # smoothing term), so dh and dW were all NaN. With smoothing every example reads
+    # every class weight: all NaN, as unfused.
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(rng.standard_normal((6, 4)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((4, 5)), jnp.float32)
+    y, keep = jnp.array([0, 1, 2, 3, 0, 1]), jnp.array([1, 1, 1, 0, 1, 1], bool)
+    bad = jnp.array([1.0, 2.0, 1.0, jnp.nan, 1.0])
+
+    def fused(h, w, cw, smoothing=0.0):
+        loss = jaxloss.linear_cross_entropy(
+            h, w, y, class_weights=cw, where=keep, reduction=reduction, label_smoothing=smoothing
+        )
+        return jnp.sum(loss)
+
+    def unfused(h, w, cw):
+        loss = jaxloss.sparse_categorical_cross_entropy(
+            h @ w, y, class_weights=cw, where=keep, reduction=reduction
+        )
+        return jnp.sum(loss)
+
+    value, grads = jax.value_and_grad(fused, (0, 1, 2))(h, w, bad)
+    want_value, want_grads = jax.value_and_grad(fused, (0, 1, 2))(h, w, bad.at[3].set(5.0))
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    for got, want in zip(grads[:2], want_grads[:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    unfused_cw = jax.grad(unfused, 2)(h, w, bad)
+    assert np.isnan(grads[2][3]) and np.isnan(unfused_cw[3])
+    np.testing.assert_allclose(np.delete(grads[2], 3), np.delete(unfused_cw, 3), rtol=1e-5)
+    ones = jnp.ones_like(h)
+    tangent = jax.jvp(lambda h: fused(h, w, bad), (h,), (ones,))[1]
+    want_tangent = jax.jvp(lambda h: fused(h, w, bad.at[3].set(5.0)), (h,), (ones,))[1]
+    np.testing.assert_allclose(tangent, want_tangent, rtol=1e-5)
+    smoothed = jax.grad(fused, (0, 1))(h, w, bad, 0.1)
+    assert all(np.isnan(np.asarray(g)[np.asarray(keep)]).all() for g in smoothed[:1])
+    assert np.isnan(np.asarray(smoothed[1])).all()
+
+
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
     y = jnp.array([1, 0])
