@@ -121,8 +121,9 @@ def _stats(k, logits, labels, alpha, mask):
 
 
 def _softmax_focal_parts(k, x, labels, alpha, stats):
-    """Per example: ``h = -log(p_y)/2``, ``p_y``, the factor ``(1 - p_y)**g`` and
-    ``a_y``, from logits ``x`` in the compute dtype."""
+    """Per example: ``h = -log(p_y)/2``, ``p_y``, ``log(1 - p_y)``, whether ``p_y = 1``,
+    the factor ``(1 - p_y)**g``, ``a_y`` and ``x_y``, from logits ``x`` in the compute
+    dtype."""
     x_y, a = _softmax.label_terms(x, labels, alpha, k.axis, k.axis_name, x.dtype)
     h = _softmax.half_nll(x_y, stats)
     log_p = -2 * h
@@ -133,13 +134,13 @@ def _softmax_focal_parts(k, x, labels, alpha, stats):
     a = a * k.scale
     if alpha is not None:
         a = _numerics.valid_weights(a)
-    return h, p, log_1mp, certain, mod, a
+    return h, p, log_1mp, certain, mod, a, x_y
 
 
 def _softmax_focal_value(k, logits, labels, alpha, mask):
     dtype = _numerics.compute_dtype(logits)
     stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
-    h, _, _, _, mod, a = _softmax_focal_parts(k, logits.astype(dtype), labels, alpha, stats)
+    h, _, _, _, mod, a, _ = _softmax_focal_parts(k, logits.astype(dtype), labels, alpha, stats)
     loss = _times(2 * a * mod, h)  # a term with weight 0 is 0, even at a -inf logit
     num_classes = _softmax.num_classes(logits, k.axis, k.axis_name)
     loss = jnp.where(_softmax.labels_ok(labels, num_classes, k.axis), loss, jnp.nan)
@@ -151,7 +152,7 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
     dtype = _numerics.compute_dtype(logits)
     mask_c = _numerics.expand(mask, k.axis)
     x = _softmax.sanitized_logits(logits, mask, k.axis)
-    h, p, log_1mp, certain, mod, a = _softmax_focal_parts(k, x, labels, alpha, stats)
+    h, p, log_1mp, certain, mod, a, x_y = _softmax_focal_parts(k, x, labels, alpha, stats)
     ok = _softmax.labels_ok(labels, _softmax.num_classes(x, k.axis, k.axis_name), k.axis)
     y, inside = _softmax.shard_labels(labels, x.shape[k.axis], k.axis_name)
     if mask_c is not None:
@@ -174,8 +175,10 @@ def _softmax_focal_tangent(k, logits, labels, alpha, mask, _value, stats, dx, _d
         da_y = _softmax.take(da.astype(dtype), safe)
         if inside is not None:  # only the device that holds the label
             da_y = jnp.where(jnp.expand_dims(inside, k.axis), da_y, 0)
-        # NaN at an invalid alpha (a is NaN there)
-        out = out + k.scale * da_y * _numerics.nan_at(a) * _times(2 * mod, h)
+        # NaN at an invalid alpha (a is NaN there); -log p_y taken as 0 at a -inf label
+        # logit, as the softmax cross-entropies do (docs/semantics.md)
+        h_read = jnp.where(x_y != -jnp.inf, h, 0)
+        out = out + k.scale * da_y * _numerics.nan_at(a) * _times(2 * mod, h_read)
         # a bad label reads no alpha: NaN against every entry, so that reverse mode's
         # gradient of alpha is NaN too (the select below reaches forward mode only)
         out = out + _numerics.nan_where_not(ok, jnp.zeros_like(h)) * jnp.sum(da.astype(dtype))
@@ -301,13 +304,16 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
         g = p * _sum(k, s_f) - s_f
         d = _numerics.mask_rows(dx.astype(dtype), mask_c)
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
-    if dt is not None and not k.sparse:  # a class of weight 0 adds 0, even at -inf
+    # the targets' and the class weights' derivatives take -log p_c as 0 at a -inf
+    # logit, as the softmax cross-entropies do (docs/semantics.md)
+    h_read = jnp.where(x != -jnp.inf, h, 0) if dt is not None or da is not None else None
+    if dt is not None and not k.sparse:
         d = _numerics.mask_rows(dt.astype(dtype), mask_c)
-        g = _numerics.nan_where_not(ok, _times((1 - k.smoothing) * a, 2 * mod * h))
+        g = _numerics.nan_where_not(ok, _times((1 - k.smoothing) * a, 2 * mod * h_read))
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
     if da is not None:
         d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)
-        out = out + jnp.sum(_times(t_s, 2 * mod * h) * d, k.axis, keepdims=True)
+        out = out + jnp.sum(_times(t_s, 2 * mod * h_read) * d, k.axis, keepdims=True)
     out = jnp.broadcast_to(out, ok.shape)
     if k.axis_name is not None:  # every device's share of the tangent
         out = _softmax.shard_sum(out, k.axis_name)

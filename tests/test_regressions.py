@@ -319,6 +319,34 @@ def test_linear_nan_class_weight_read_only_by_a_masked_token(reduction):
     assert np.isnan(np.asarray(smoothed[1])).all()
 
 
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_focal_target_and_alpha_gradients_at_a_neg_inf_logit(gamma):
+    # The targets' and the class weights' derivatives take -log p_c as 0 at a -inf
+    # logit, as the softmax cross-entropies do (docs/semantics.md); focal gave +inf.
+    # Elsewhere they equal those of the row with the class dropped.
+    x = jnp.array([0.0, -jnp.inf, 1.0, 2.0])
+    t = jnp.array([0.5, 0.0, 0.25, 0.25])
+    alpha = jnp.array([1.0, 2.0, 0.5, 1.0])
+    keep = np.array([0, 2, 3])
+
+    def focal(x, t, alpha):
+        return jaxloss.categorical_focal_loss(x, t, gamma=gamma, alpha=alpha)
+
+    g_t, g_a = jax.grad(focal, (1, 2))(x, t, alpha)
+    d_t, d_a = jax.grad(focal, (1, 2))(x[keep], t[keep], alpha[keep])
+    assert g_t[1] == 0 and g_a[1] == 0
+    np.testing.assert_allclose(g_t[keep], d_t, rtol=1e-6)
+    np.testing.assert_allclose(g_a[keep], d_a, rtol=1e-6)
+    if gamma == 0:  # cross-entropy, whose rule already did this
+        ce = jax.grad(jaxloss.categorical_cross_entropy, (1,))
+        np.testing.assert_allclose(g_t, ce(x, t, class_weights=alpha)[0], rtol=1e-6)
+    # integer labels, the label's logit -inf (an infinite loss): alpha's derivative
+    # there is 0, as the sparse cross-entropy's class-weight derivative is
+    y = jnp.array(1)
+    g = jax.grad(lambda a: jaxloss.softmax_focal_loss(x, y, gamma=gamma, alpha=a))(alpha)
+    np.testing.assert_array_equal(g, np.zeros(4))
+
+
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
     y = jnp.array([1, 0])
