@@ -194,7 +194,8 @@ class KLWithLogTargets(_TermSum):
 
 @dataclasses.dataclass(frozen=True)
 class GeneralizedKL(_TermSum):
-    """``t (log t - lp) + e^lp - t``; d/dlp = ``e^lp - t``, d/dt = ``log t - lp``."""
+    """``t (log t - lp) + e^lp - t``; d/dlp = ``e^lp - t``, d/dt = ``log t - lp`` (0 where
+    ``t = 0`` and ``lp = -inf``)."""
 
     domain: ClassVar[str] = "is negative"
 
@@ -207,7 +208,10 @@ class GeneralizedKL(_TermSum):
         return jnp.where(zero, 0, t * (_numerics.safe_log(t) - safe_lp)) + jnp.exp(lp) - t
 
     def partials(self, lp, t):
-        return jnp.exp(lp) - t, _numerics.safe_log(t) - lp
+        # a class that neither measure has (t = 0, lp = -inf: a masked class) adds 0 to
+        # the targets' derivative too, as in KLWithLogTargets (log 0 - lp was +inf)
+        d_t = jnp.where((t == 0) & (lp == -jnp.inf), 0, _numerics.safe_log(t) - lp)
+        return jnp.exp(lp) - t, d_t
 
 
 def _run_terms(
@@ -398,7 +402,9 @@ def generalized_kl_divergence(
     With ``0 log 0 = 0``: a zero target contributes ``exp(lp)``. It is 0 exactly
     where ``exp(lp) = t`` and equals the KL divergence when both sum to 1. Gradients:
     ``exp(lp) - t`` for ``log_predictions`` and ``log t - lp`` for the targets (``log 0``
-    read as the log of the smallest normal float, finite where optax gives NaN).
+    read as the log of the smallest normal float, finite where optax gives NaN; 0 for a
+    class that neither measure has, ``t = 0`` and ``lp = -inf``, as dropping it would
+    give).
     Targets must be ``>= 0`` (they may exceed 1); a negative one makes its example
     NaN, and :func:`jaxloss.checked` raises.
 

@@ -347,6 +347,22 @@ def test_focal_target_and_alpha_gradients_at_a_neg_inf_logit(gamma):
     np.testing.assert_array_equal(g, np.zeros(4))
 
 
+@pytest.mark.parametrize("fn", [jaxloss.generalized_kl_divergence, jaxloss.convex_kl_divergence])
+def test_generalized_kl_masked_class_gradient_is_dropping_it(fn):
+    # a class that neither measure has (t = 0, log prediction -inf: a masked class)
+    # adds nothing to the value and nothing to either gradient: its target derivative
+    # was log(tiny) - (-inf) = +inf
+    lp = jnp.log(jnp.array([0.5, 0.0, 0.3, 0.2]))
+    t = jnp.array([0.4, 0.0, 0.35, 0.25])
+    keep = np.array([0, 2, 3])
+    grads = jax.grad(fn, (0, 1))(lp, t)
+    dropped = jax.grad(fn, (0, 1))(lp[keep], t[keep])
+    np.testing.assert_allclose(fn(lp, t), fn(lp[keep], t[keep]), rtol=1e-6)
+    for got, want in zip(grads, dropped):
+        assert got[1] == 0
+        np.testing.assert_allclose(got[keep], want, rtol=1e-6)
+
+
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
     y = jnp.array([1, 0])
