@@ -79,7 +79,10 @@ def _sigmoid_focal_tangent(
         coef = a_t * ((s_pos - z) * mod + ce * dmod * (1 - 2 * z))
         out = out + coef * _numerics.mask_rows(dx.astype(dtype), mask)
     if dz is not None:  # with respect to the smoothed label, times its slope 1 - eps
-        coef = a_t * (-x * mod + ce * dmod * (s_neg - s_pos) / jnp.where(spread == 0, 1, spread))
+        # -x u**g is 0 where u = 0 (an infinite logit and the agreeing label): the
+        # limit of the finite logits' derivative there (for g = 0, u is 1: -x stays)
+        coef = _times(mod, -x) + ce * dmod * (s_neg - s_pos) / jnp.where(spread == 0, 1, spread)
+        coef = a_t * coef
         if a is not None:
             coef = coef + (2 * a - 1) * ce * mod
         out = out + (1 - k.smoothing) * coef * _numerics.mask_rows(dz.astype(dtype), mask)

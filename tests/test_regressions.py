@@ -363,6 +363,23 @@ def test_generalized_kl_masked_class_gradient_is_dropping_it(fn):
         np.testing.assert_allclose(got[keep], want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [None, 0.25])
+def test_sigmoid_focal_label_gradient_at_agreeing_infinite_logits(alpha):
+    # An infinite logit with the agreeing label (loss 0): for gamma > 0 the label's
+    # derivative is the limit of the finite logits' one, 0 (it was NaN, from -x u**g =
+    # inf * 0); for gamma = 0 it is sigmoid cross-entropy's, -x.
+    x = jnp.array([-jnp.inf, jnp.inf, -1e4, 1e4])
+    z = jnp.array([0.0, 1.0, 0.0, 1.0])
+    for gamma in (0.0, 2.0):
+        g = jax.grad(lambda z: jaxloss.sigmoid_focal_loss(x, z, gamma=gamma, alpha=alpha).sum())(z)
+        if gamma:
+            np.testing.assert_array_equal(g, np.zeros(4))
+        else:
+            scale = 1.0 if alpha is None else np.array([0.75, 0.25, 0.75, 0.25])
+            want = jax.grad(lambda z: jaxloss.sigmoid_cross_entropy(x, z).sum())(z)
+            np.testing.assert_array_equal(g, want * scale)
+
+
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
     y = jnp.array([1, 0])
