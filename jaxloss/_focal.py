@@ -300,6 +300,12 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
         ok = ok | ~mask_c
     t_s, a = _categorical_weights(k, alpha, t, x.ndim, dtype)
     t_s = _numerics.nan_where_not(ok, t_s)  # NaN coefficients: kept by reverse mode too
+    # every row reads every alpha (a_c t~_c, NaN for an invalid a_c even where t~_c is
+    # 0): an invalid one makes every row's coefficients NaN, as in the cross-entropy
+    poison = 0
+    if alpha is not None:
+        poison = 0 * _softmax.shard_sum(jnp.sum(a), k.axis_name)
+        t_s = t_s + poison
     h, p, mod, coef = _focal_factors(k, x, stats)
     out = 0
     if dx is not None:
@@ -313,6 +319,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     if dt is not None and not k.sparse:
         d = _numerics.mask_rows(dt.astype(dtype), mask_c)
         g = _numerics.nan_where_not(ok, _times((1 - k.smoothing) * a, 2 * mod * h_read))
+        g = g + poison
         out = out + jnp.sum(g * d, k.axis, keepdims=True)
     if da is not None:
         d = k.scale * _softmax.along_classes(da, k.axis, x.ndim, dtype)

@@ -2,6 +2,7 @@
 reproducer and a neighbour of the same kind, and for the bad inputs that used to give a
 finite, meaningless number."""
 
+import functools
 import math
 
 import jax
@@ -378,6 +379,31 @@ def test_sigmoid_focal_label_gradient_at_agreeing_infinite_logits(alpha):
             scale = 1.0 if alpha is None else np.array([0.75, 0.25, 0.75, 0.25])
             want = jax.grad(lambda z: jaxloss.sigmoid_cross_entropy(x, z).sum())(z)
             np.testing.assert_array_equal(g, want * scale)
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, -1.0])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_categorical_focal_invalid_alpha_makes_every_gradient_nan(bad, smoothing):
+    # Every example reads every alpha (a_c t_c is NaN for an invalid a_c even where t_c
+    # is 0): the values are NaN, and so are the gradients of the logits, the targets
+    # and alpha, in reverse and forward mode, as the cross-entropy's with the same class
+    # weights. The targets' and alpha's gradients used to stay finite.
+    x = jnp.array([[0.0, 0.5, 1.0, 2.0], [0.5, 1.0, -1.0, 0.0]])
+    t = jnp.array([[0.5, 0.0, 0.25, 0.25], [0.1, 0.2, 0.3, 0.4]])
+    alpha = jnp.array([1.0, bad, 0.5, 1.0])
+    focal = functools.partial(jaxloss.categorical_focal_loss, label_smoothing=smoothing)
+    ce = functools.partial(jaxloss.categorical_cross_entropy, label_smoothing=smoothing)
+    for gamma in (0.0, 2.0):
+
+        def f(x, t, alpha, gamma=gamma):
+            return focal(x, t, gamma=gamma, alpha=alpha)
+
+        assert np.isnan(f(x, t, alpha)).all()
+        for g in jax.grad(lambda *a: f(*a).sum(), (0, 1, 2))(x, t, alpha):
+            assert np.isnan(g).all()
+        assert np.isnan(jax.jvp(lambda t: f(x, t, alpha), (t,), (jnp.ones_like(t),))[1]).all()
+    for g in jax.grad(lambda *a: ce(a[0], a[1], class_weights=a[2]).sum(), (0, 1, 2))(x, t, alpha):
+        assert np.isnan(g).all()
 
 
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
