@@ -86,8 +86,8 @@ def _sigmoid_focal_tangent(
         if a is not None:
             coef = coef + (2 * a - 1) * ce * mod
         out = out + (1 - k.smoothing) * coef * _numerics.mask_rows(dz.astype(dtype), mask)
-    if da is not None:
-        out = out + (2 * z - 1) * ce * mod * da.astype(dtype)
+    if da is not None:  # NaN at an invalid alpha, as the cross-entropy's class weights
+        out = out + (2 * z - 1) * ce * mod * _numerics.nan_at(a) * da.astype(dtype)
     if dg is not None:  # d/dg u**g = u**g log u (0 where u = 0)
         out = out + a_t * ce * mod * log_u * dg.astype(dtype)
     return _numerics.mask_rows(jnp.broadcast_to(out, x.shape), mask)

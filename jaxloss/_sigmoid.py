@@ -76,8 +76,9 @@ def _sigmoid_tangent(k, logits, labels, pos_weight, mask, _value, _stats, dx, dz
         g = (sp_neg if q is None else q * sp_neg) - jax.nn.softplus(x)
         g = g * _numerics.nan_at(z)  # NaN for a label outside [0, 1], as its loss is
         out = out + (1 - k.smoothing) * g * _numerics.mask_rows(dz.astype(dtype), mask)
-    if dq is not None:
-        out = out + _times(z, jax.nn.softplus(-x)) * dq.astype(dtype)
+    if dq is not None:  # NaN at an invalid pos_weight and at a NaN logit (whatever z)
+        g = jnp.where(jnp.isnan(x), jnp.nan, _times(z, jax.nn.softplus(-x)))
+        out = out + g * _numerics.nan_at(q) * dq.astype(dtype)
     return _numerics.mask_rows(jnp.broadcast_to(out, x.shape), mask)
 
 

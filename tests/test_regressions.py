@@ -406,6 +406,31 @@ def test_categorical_focal_invalid_alpha_makes_every_gradient_nan(bad, smoothing
         assert np.isnan(g).all()
 
 
+def test_sigmoid_class_weight_gradients_are_nan_where_their_input_is_invalid():
+    # pos_weight's (and sigmoid focal alpha's) gradient is NaN at an invalid weight, as
+    # the cross-entropy's class weights', and pos_weight's at a NaN logit's class even
+    # where the label is 0 (that element's loss is NaN); both stayed finite
+    x = jnp.array([[0.3, jnp.nan, 1.0], [jnp.inf, -jnp.inf, -0.5]])
+    z = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
+    q = jnp.array([2.0, 1.0, 0.5])
+
+    def sce(x, q):
+        return jaxloss.sigmoid_cross_entropy(x, z[: len(x)], pos_weight=q).sum()
+
+    g = np.asarray(jax.grad(sce, 1)(x, q))
+    np.testing.assert_array_equal(np.isnan(g), [False, True, False])
+    g = jax.grad(sce, 1)(x[1:], q.at[2].set(jnp.nan))
+    np.testing.assert_array_equal(np.isnan(g), [False, False, True])
+    np.testing.assert_array_equal(g[:2], jax.grad(sce, 1)(x[1:], q)[:2])
+
+    def focal(alpha):
+        return jaxloss.sigmoid_focal_loss(x[1:], z[1:], alpha=alpha).sum()
+
+    for bad in (jnp.nan, 1.5, -0.1):
+        g = jax.grad(focal)(jnp.array([0.25, 0.5, bad]))
+        np.testing.assert_array_equal(np.isnan(g), [False, False, True])
+
+
 def test_zero_sample_weight_on_an_infinite_loss_is_zero_like_where():
     x = jnp.array([[3.4e38, -3.4e38], [0.0, 1.0]], jnp.float32)  # row 0: loss +inf
     y = jnp.array([1, 0])
