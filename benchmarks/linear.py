@@ -51,10 +51,15 @@ def _impls():
     impls = {"fused": fused, "unfused": unfused, "optax": optax_unfused}
     try:
         import tokamax
+        from absl import flags
     except ImportError:
         return impls
+    # tokamax reads its options from absl flags and parses sys.argv for them on first
+    # use, which fails inside another program (pytest's own flags): nothing to parse
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
 
-    def tokamax_fused(h, w, y):
+    def tokamax_fused(h, w, y):  # traced under standard promotion (see main)
         return tokamax.linear_softmax_cross_entropy_loss(
             h, y, w, reduction="mean", implementation="xla"
         )
@@ -218,6 +223,13 @@ def markdown(report) -> str:
 
 
 def main(argv=None) -> dict:
+    """Runs under JAX's standard dtype promotion whatever the caller set (the test
+    suite sets strict): tokamax's code promotes implicitly."""
+    with jax.numpy_dtype_promotion("standard"):
+        return _main(argv)
+
+
+def _main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
