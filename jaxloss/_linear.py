@@ -422,8 +422,10 @@ def _tangent(k, hidden, weight, bias, labels, class_weights, mask, stats, dh, dw
             # label: reverse mode's class-weight gradient is NaN too
             nll = jnp.where(z != -jnp.inf, lse[:, None] - z, 0)
             nll = jnp.where(ok[:, None], nll, jnp.nan)
-            nll = nll * _numerics.nan_at(cw_blk)  # NaN at an invalid class weight, too
             term = term + ((1 - k.smoothing) * onehot + b) * nll * dcw_blk
+            # NaN at an invalid class weight, as in the unfused rule: a term of its own,
+            # since XLA makes a select of a one-hot product (0 * NaN = 0)
+            term = term + (_numerics.nan_at(cw_blk) - 1) * dcw_blk
         return out + jnp.sum(jnp.where(fresh, term, 0), -1), None
 
     out, _ = jax.lax.scan(

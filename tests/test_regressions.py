@@ -318,6 +318,23 @@ def test_linear_nan_class_weight_read_only_by_a_masked_token(reduction):
     smoothed = jax.grad(fused, (0, 1))(h, w, bad, 0.1)
     assert all(np.isnan(np.asarray(g)[np.asarray(keep)]).all() for g in smoothed[:1])
     assert np.isnan(np.asarray(smoothed[1])).all()
+    # no token at all has label 3: still NaN at the invalid weight (under jit XLA made
+    # the one-hot product a select, which dropped it), as unfused
+    y3 = jnp.array([0, 1, 2, 4, 0, 1])
+
+    def read_by_none(cw, fn):
+        return jnp.sum(fn(h @ w if fn is unfused_fn else h, y3, cw))
+
+    def unfused_fn(x, y, cw):
+        return jaxloss.sparse_categorical_cross_entropy(x, y, class_weights=cw, reduction=reduction)
+
+    def fused_fn(h, y, cw):
+        return jaxloss.linear_cross_entropy(h, w, y, class_weights=cw, reduction=reduction)
+
+    got = jax.jit(jax.grad(read_by_none), static_argnums=1)(bad, fused_fn)
+    want = jax.grad(read_by_none)(bad, unfused_fn)
+    np.testing.assert_array_equal(np.isnan(got), [False, False, False, True, False])
+    np.testing.assert_allclose(np.delete(got, 3), np.delete(want, 3), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 2.0])
