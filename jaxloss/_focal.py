@@ -304,7 +304,7 @@ def _categorical_focal_tangent(k, logits, targets, alpha, mask, _value, stats, d
     # 0): an invalid one makes every row's coefficients NaN, as in the cross-entropy
     poison = 0
     if alpha is not None:
-        poison = 0 * _softmax.shard_sum(jnp.sum(a), k.axis_name)
+        poison = _softmax.shard_sum(jnp.sum(0 * a), k.axis_name)  # 0 * a: no overflow
         t_s = t_s + poison
     h, p, mod, coef = _focal_factors(k, x, stats)
     out = 0
