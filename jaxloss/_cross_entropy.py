@@ -84,7 +84,9 @@ class CrossEntropy(_reduction.Kernel):
         two optimization barriers, which XLA does not merge, so ``return_z_loss``
         costs a second ``exp`` pass."""
         logits = jax.lax.stop_gradient(arrays[0])
-        stats = _softmax.forward_row_stats(self.axis, logits, None, self.axis_name)
+        stats = _softmax.forward_row_stats(
+            self.axis, logits, None, self.axis_name, finite=self.sparse
+        )
         lse = jnp.squeeze(stats.lse, self.axis)
         z_term = self.z_loss * lse * lse  # (z lse) lse: lse**2 overflows first
         return _numerics.mask_rows(z_term, mask)
@@ -113,8 +115,9 @@ def _label_terms(k, logits, labels, class_weights, dtype):
 def _value(k, logits, targets, class_weights, mask):
     dtype = _numerics.compute_dtype(logits)
     num_classes = _softmax.num_classes(logits, k.axis, k.axis_name)
-    # masked rows: dropped below
-    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
+    # masked rows: dropped below. Soft targets: a row of -inf or one holding +inf is NaN
+    # either way, and the plain row maximum saves XLA:CPU a pass (_softmax.row_max)
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name, finite=k.sparse)
     x = logits.astype(dtype)
     w = _class_weights(k, class_weights, x.ndim, dtype)
     b = k.smoothing / num_classes
@@ -144,7 +147,7 @@ def _value(k, logits, targets, class_weights, mask):
 
 
 def _stats(k, logits, targets, class_weights, mask):
-    return _softmax.row_stats(k.axis, logits, mask, k.axis_name)
+    return _softmax.row_stats(k.axis, logits, mask, k.axis_name, k.sparse)
 
 
 def _tangent(

@@ -98,7 +98,8 @@ class _Divergence(_reduction.Kernel):
 
 def _kl_value(k, logits, targets, mask):
     dtype = _numerics.compute_dtype(logits)
-    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name)
+    # NaN at a row of -inf or one holding +inf either way: no clamp (_softmax.row_max)
+    stats = _softmax.forward_row_stats(k.axis, logits, None, k.axis_name, finite=False)
     stats = _softmax.poison_targets(stats, targets, k.axis, k.axis_name)  # NaN: bad target
     t = targets.astype(dtype)
     h = _softmax.half_nll(logits.astype(dtype), stats)
@@ -124,7 +125,11 @@ def _kl_tangent(k, logits, targets, mask, _value, stats, d_logits, d_targets, _d
     return _finish(jnp.broadcast_to(out, stats.sum_exp.shape), mask, k.axis)
 
 
-_kl = _numerics.custom_rule(_kl_value, _kl_tangent, _stats)
+def _kl_stats(k, logits, targets, mask):
+    return _softmax.row_stats(k.axis, logits, mask, k.axis_name, False)
+
+
+_kl = _numerics.custom_rule(_kl_value, _kl_tangent, _kl_stats)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -157,9 +157,10 @@ def shard_index(axis_name, like: jax.Array) -> jax.Array:
 class RowStats(NamedTuple):
     """Per-example statistics, with the class axis kept (size 1).
 
-    ``row_max`` is the maximum logit, clamped to the finite range (the lowest float
-    for a row of ``-inf``, the largest for a row holding ``+inf``); it is a constant
-    under differentiation, since every formula is invariant to the shift.
+    ``row_max`` is the maximum logit, by default clamped to the finite range (the
+    lowest float for a row of ``-inf``, the largest for a row holding ``+inf``, see
+    :func:`row_max`); it is a constant under differentiation, since every formula is
+    invariant to the shift.
     ``sum_exp`` is ``sum_c exp(x_c - row_max)``, in ``[1, C]`` for a valid row.
     Masked examples hold ``(0, 1)``.
     """
@@ -186,14 +187,27 @@ def row_sum(x: jax.Array, axis: int, axis_name: str | RowSplit | None = None) ->
 
 
 def row_max(
-    logits: jax.Array, axis: int, dtype, axis_name: str | RowSplit | None = None
+    logits: jax.Array,
+    axis: int,
+    dtype,
+    axis_name: str | RowSplit | None = None,
+    finite: bool = True,
 ) -> jax.Array:
-    """The row maximum in ``dtype`` (kept dims), as a shift (:func:`finite_shift`).
-    Taken in the logits' own dtype, which is exact: the conversion to ``dtype`` is
-    monotone. With ``axis_name``, the maximum over every shard of the classes (one
-    ``pmax``)."""
+    """The row maximum in ``dtype`` (kept dims), as a shift. Taken in the logits' own
+    dtype, which is exact: the conversion to ``dtype`` is monotone. With
+    ``axis_name``, the maximum over every shard of the classes (one ``pmax``).
+
+    ``finite``: clamped to the finite range (:func:`finite_shift`), for the losses
+    whose value or derivatives at a row of ``-inf`` or one holding ``+inf`` are not
+    all NaN (integer labels, the divergences with selects, focal). False: the plain
+    maximum, for the soft-target cross-entropy and forward KL, whose value and every
+    derivative are NaN in such a row either way (``x - m`` is ``inf - inf`` there). It
+    spares XLA:CPU a pass: the clamp kept the maximum and the ``exp`` in separate
+    passes of ``vmap(grad)`` per-example gradients (512 x 1000: 0.91-0.93x the time
+    without it; docs/performance.md)."""
     m = jax.lax.stop_gradient(jnp.max(logits, axis, keepdims=True).astype(dtype))
-    return finite_shift(shard_max(m, axis_name))
+    m = shard_max(m, axis_name)
+    return finite_shift(m) if finite else m
 
 
 def finite_shift(m: jax.Array) -> jax.Array:
@@ -202,36 +216,43 @@ def finite_shift(m: jax.Array) -> jax.Array:
     largest, so ``x - m`` is never ``inf - inf`` (NaN stays NaN). Every loss's value
     and derivatives are those of a shift of 0 there.
 
-    Written ``-max(-max(m, -big), -big)``, per example: XLA:CPU keeps the row maximum
-    in the same reduction pass as the exponentials after an elementwise maximum, but
-    not after a select (``where(isfinite(m), m, 0)``) or a ``clamp``, which its
-    simplifier makes of ``min(max(.))`` (docs/performance.md)."""
+    Written ``-max(-max(m, -big), -big)``, per example: in a forward pass XLA:CPU
+    keeps the row maximum in the same reduction as the exponentials after an
+    elementwise maximum, but not after a select (``where(isfinite(m), m, 0)``) or a
+    ``clamp``, which its simplifier makes of ``min(max(.))`` (docs/performance.md).
+    Where the exponentials are written out for a gradient, any of them splits the
+    maximum from the ``exp`` (``row_max(finite=False)``)."""
     big = _numerics.largest(m.dtype)
     return -jnp.maximum(-jnp.maximum(m, -big), -big)
 
 
-def forward_row_stats(axis, logits, mask, axis_name=None):
+def forward_row_stats(axis, logits, mask, axis_name=None, finite=True):
     """:class:`RowStats` without a derivative rule, for forward passes (which custom
-    rules never differentiate)."""
+    rules never differentiate); ``finite``: see :func:`row_max`."""
     dtype = _numerics.compute_dtype(logits)
-    m = row_max(logits, axis, dtype, axis_name)
+    m = row_max(logits, axis, dtype, axis_name, finite)
     s = row_sum(jnp.exp(logits.astype(dtype) - m), axis, axis_name)
     mask_c = _numerics.expand(mask, axis)
     return RowStats(_numerics.mask_rows(m, mask_c), _numerics.mask_rows(s, mask_c, 1))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3, 4))
 def row_stats(
-    axis: int, logits: jax.Array, mask: jax.Array | None, axis_name: str | RowSplit | None = None
+    axis: int,
+    logits: jax.Array,
+    mask: jax.Array | None,
+    axis_name: str | RowSplit | None = None,
+    finite: bool = True,
 ) -> RowStats:
     """:class:`RowStats` of ``logits`` along ``axis``, masked rows ``(0, 1)``; with
-    ``axis_name``, of the whole row when the classes are split over that axis.
+    ``axis_name``, of the whole row when the classes are split over that axis;
+    ``finite``: see :func:`row_max`.
 
     Its own derivative rule (``d sum_exp = sum_c exp(x_c - m) dx_c``) reads sanitized
     logits, so that higher-order derivatives of the losses built on it stay finite for
     masked rows holding NaN or inf.
     """
-    return forward_row_stats(axis, logits, mask, axis_name)
+    return forward_row_stats(axis, logits, mask, axis_name, finite)
 
 
 def _row_stats_tangent(axis, axis_name, logits, mask, stats, d_logits):
@@ -241,9 +262,9 @@ def _row_stats_tangent(axis, axis_name, logits, mask, stats, d_logits):
 
 
 @row_stats.defjvp
-def _row_stats_jvp(axis, axis_name, primals, tangents):
+def _row_stats_jvp(axis, axis_name, finite, primals, tangents):
     logits, mask = primals
-    stats = row_stats(axis, logits, mask, axis_name)
+    stats = row_stats(axis, logits, mask, axis_name, finite)
     d_logits = _numerics.nonzero(tangents[0])
     if d_logits is None:
         return stats, RowStats(*map(jnp.zeros_like, stats))

@@ -779,3 +779,47 @@ def test_kl_with_log_targets_nan_log_prediction_gradient():
     assert np.isfinite(value[0]) and np.isnan(value[1])
     for g in jax.grad(lambda a, b: f(a, b).sum(), (0, 1))(lp, lt):
         assert np.isfinite(g[0]).all() and np.isnan(g[1]).all()
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        CE,
+        functools.partial(CE, z_loss=1e-3),
+        functools.partial(CE, class_weights=jnp.array([1.0, 2.0, 0.5])),
+        jaxloss.kl_divergence,
+    ],
+)
+def test_soft_target_rows_of_infinite_logits_are_nan_in_every_derivative(f):
+    """Soft targets and forward KL shift by the plain row maximum (no finite clamp):
+    a row holding ``+inf`` is NaN in value and in every entry of both gradients, in
+    reverse and forward mode (before, the clamp left the other classes a logit
+    gradient of 0 and a target gradient of ``+inf`` under a NaN value); a row made
+    only of ``-inf`` is NaN in value and logit gradient, as before. Rows with
+    some ``-inf`` stay finite, a masked bad row gives exactly 0, and the other rows
+    are those of the batch without the bad ones."""
+    inf = jnp.inf
+    x = jnp.array(
+        [[1.0, 0.5, -1.0], [0.0, inf, 1.0], [-inf, -inf, -inf], [-inf, 0.0, 1.0]], jnp.float32
+    )
+    t = jnp.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5]])
+    bad = np.array([False, True, True, False])
+
+    def grads(x, t, where=None):
+        return jax.grad(lambda x, t: f(x, t, where=where, reduction="sum"), (0, 1))(x, t)
+
+    value = np.asarray(f(x, t))
+    assert np.isnan(value[bad]).all() and np.isfinite(value[~bad]).all()
+    clean = [np.asarray(a) for a in grads(x[~bad], t[~bad])]
+    gx, gt = (np.asarray(g) for g in grads(x, t))
+    assert np.isnan(gx[bad]).all() and np.isnan(gt[1]).all()
+    assert (gt[2] == 0).all()  # -log p taken as 0 at a -inf logit (docs/semantics.md)
+    for g, c in zip((gx, gt), clean):
+        np.testing.assert_allclose(g[~bad], c, rtol=1e-6)
+    tangent = jax.jvp(lambda x: f(x, t), (x,), (jnp.ones_like(x),))[1]
+    assert np.isnan(np.asarray(tangent)[bad]).all() and np.isfinite(tangent[~bad]).all()
+    per_example = jax.vmap(jax.grad(lambda x, t: f(x[None], t[None]).sum()))(x, t)
+    assert np.isnan(np.asarray(per_example)[bad]).all()
+    np.testing.assert_allclose(np.asarray(per_example)[~bad], clean[0], rtol=1e-6)
+    for g in grads(x, t, where=jnp.asarray(~bad)):  # masked: exactly 0
+        assert (np.asarray(g)[bad] == 0).all()
