@@ -53,7 +53,7 @@ SCRIPT = textwrap.dedent(
         return out
 
     report = {}
-    refs = {name: jax.value_and_grad(f)(x, y, t) for name, f in cases.items()}
+    refs = {name: jax.jit(jax.value_and_grad(f))(x, y, t) for name, f in cases.items()}
     for kind in ("auto", "explicit"):
         axis_type = AxisType.Auto if kind == "auto" else AxisType.Explicit
         mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(axis_type,) * 2)
@@ -112,7 +112,7 @@ SCRIPT = textwrap.dedent(
                     return jax.jvp(vg, (x,), (dx,))
 
                 (v, g), (tan, hvp) = jax.jit(functools.partial(program, total))(x, tgt, w)
-                (v0, g0), (tan0, hvp0) = program(ref, x, tgt, w)
+                (v0, g0), (tan0, hvp0) = jax.jit(functools.partial(program, ref))(x, tgt, w)
                 errs += [abs(float(v - v0)) / abs(float(v0)),
                          float(np.max(np.abs(g[0] - g0[0]))), float(np.max(np.abs(g[1] - g0[1])))]
                 # per-example values, and the z-loss term for logging (return_z_loss)
@@ -122,7 +122,8 @@ SCRIPT = textwrap.dedent(
                                                **opts),
                     mesh=mesh, in_specs=specs, out_specs=(row, row))
                 values, z = jax.jit(both)(x, tgt, w, keep)
-                values0, z0 = fn(x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts)
+                values0, z0 = jax.jit(lambda x, tgt, w: fn(
+                    x, tgt, class_weights=w, where=keep, return_z_loss=True, **opts))(x, tgt, w)
                 errs.append(float(np.max(np.abs(values - values0))))
                 errs.append(abs(float(tan - tan0)))
                 errs.append(float(np.max(np.abs(hvp[0] - hvp0[0]))))
@@ -137,7 +138,7 @@ SCRIPT = textwrap.dedent(
                         x, tgt, keep, w, "model"),
                     mesh=mesh, in_specs=specs, out_specs=P(data, "model"))
                 g_rows = jax.jit(grads)(x, tgt, w, keep)
-                g_rows0 = jax.vmap(jax.grad(one), (0, 0, 0, None))(x, tgt, keep, w)
+                g_rows0 = jax.jit(jax.vmap(jax.grad(one), (0, 0, 0, None)))(x, tgt, keep, w)
                 errs.append(float(np.max(np.abs(g_rows - g_rows0))))
                 sizes = collectives(jax.jit(jax.grad(total)).lower(x, tgt, w).compile().as_text())
                 report[key] = {"errs": errs, "sizes": sizes}
@@ -222,7 +223,8 @@ SCRIPT = textwrap.dedent(
             compiled = jax.jit(functools.partial(program, per_example)).lower(*args, dxk)
             ((v, values), g), ((dv, _), dg) = compiled.compile()(*args, dxk)
             ref_none = functools.partial(ref, reduction="none")
-            ((v0, values0), g0), ((dv0, _), dg0) = program(ref_none, *args, dxk)
+            ((v0, values0), g0), ((dv0, _), dg0) = jax.jit(functools.partial(program, ref_none))(
+                *args, dxk)
             errs = [diff(v, v0)] + [diff(a, b) for a, b in zip(g, g0)]
             errs += [diff(dv, dv0), diff(dg[0], dg0[0]), diff(values, values0)]
             # the collectives of reverse mode alone
@@ -290,7 +292,7 @@ SCRIPT = textwrap.dedent(
 
                 compiled = jax.jit(functools.partial(program, total)).lower(*args).compile()
                 (v, g), (tan, hvp) = compiled(*args)
-                (v0, g0), (tan0, hvp0) = program(ref, *args)
+                (v0, g0), (tan0, hvp0) = jax.jit(functools.partial(program, ref))(*args)
                 errs = [abs(float(v - v0)) / abs(float(v0))]
                 errs += [float(np.max(np.abs(a - b))) for a, b in zip(g, g0)]
                 errs.append(abs(float(tan - tan0)))
@@ -312,7 +314,7 @@ SCRIPT = textwrap.dedent(
                                              P("model")),
                         out_specs=(P(), P(None, None, "model")))
                     g_tok = jax.jit(per_token)(h, yl, kl, wt, bias, cwl)
-                    g_tok0 = jax.vmap(jax.grad(one, (0, 3)), (0, 0, 0, None, None, None))(
+                    g_tok0 = jax.jit(jax.vmap(jax.grad(one, (0, 3)), (0, 0, 0, None, None, None)))(
                         h, yl, kl, wt, bias, cwl)
                     errs.append(max(float(np.max(np.abs(a - b))) for a, b in zip(g_tok, g_tok0)))
                 local_n = nl // (2 if data else 1)
@@ -334,7 +336,7 @@ SCRIPT = textwrap.dedent(
         key = f"linear-explicit/{reduction}"
         try:
             host = (h, wt, bias, cwl, yl, kl, swl)
-            v0, g0 = jax.value_and_grad(expl, (0, 1, 2, 3))(*host)
+            v0, g0 = jax.jit(jax.value_and_grad(expl, (0, 1, 2, 3)))(*host)
             with jax.set_mesh(mesh):
                 put = lambda a, *spec: jax.device_put(a, NamedSharding(mesh, P(*spec)))
                 args = (put(h, "data", None), put(wt, None, "model"), put(bias, "model"),

@@ -73,6 +73,18 @@ def test_finite_differences_alone_catch_a_wrong_rule():
     check_derivatives(_custom_softplus(), None, X, order=2)
 
 
+@pytest.mark.parametrize("modes", [("fwd",), ("rev",), ("fwd", "rev")])
+@pytest.mark.parametrize("jit", [True, False])
+def test_finite_differences_catch_a_wrong_second_derivative_in_each_mode(modes, jit):
+    """The finite-difference check (``jax.test_util.check_grads``'s checks, in one
+    compiled program under ``jit``) differentiates the JVP and the VJP again at order
+    2, so a wrong second derivative fails there and only there."""
+    wrong = _custom_softplus(second=0.5)
+    check_derivatives(wrong, None, X, order=1, modes=modes, jit=jit)
+    with pytest.raises(AssertionError, match="finite differences"):
+        check_derivatives(wrong, None, X, order=2, modes=modes, jit=jit)
+
+
 def test_wrong_value_is_reported():
     with pytest.raises(AssertionError, match="value: fn differs"):
         check_derivatives(lambda x: _softplus_reference(x) + 1e-3, _softplus_reference, X)
