@@ -48,8 +48,10 @@ def check_derivatives(
        to ``fn`` and to ``reference_fn`` along the same seeded random tangents and
        cotangents: ``fn``'s hand-written rules against plain autodiff of the
        reference formula;
-    3. ``jax.test_util.check_grads(fn, ..., order, modes)``: ``fn``'s derivatives
-       against central finite differences, to ``order``.
+    3. ``jax.test_util.check_grads(fn, ..., order, modes)``'s checks: ``fn``'s
+       derivatives against central finite differences, to ``order`` (with ``jit``,
+       all of them in one compiled program, with the same directions and
+       tolerances).
 
     Args:
       fn: the function under test; positional array arguments, a pytree of float
