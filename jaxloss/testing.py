@@ -254,6 +254,7 @@ def _check_grads_compiled(f, primals, order, modes, atol, rtol, eps):
     (a fresh ``np.random.RandomState(0)`` per check) and the same tolerances.
     A function that does not trace is handed to ``check_grads`` itself, for its
     error."""
+    eps = eps or 1e-4  # check_grads's default step
     checks = []  # (message, host data), one per comparison, filled while tracing
 
     def numerical_jvp(g, args, tangent):
