@@ -55,7 +55,8 @@ class VocabParallelCrossEntropy(_reduction.Kernel):
         logits = jax.lax.stop_gradient(arrays[0])
         _, mask_c, x, _, _ = _local(self, logits, None, mask)
         m = _softmax.shard_max(jnp.max(x, self.axis, keepdims=True), self.axis_name)
-        m = _softmax.finite_shift(m)
+        if self.sparse:  # soft targets: NaN at a row of -inf or holding +inf either way
+            m = _softmax.finite_shift(m)
         e = _softmax.shard_sum(jnp.sum(jnp.exp(x - m), self.axis, keepdims=True), self.axis_name)
         lse = m + jnp.log(e)
         z_term = self.z_loss * lse * lse  # (z lse) lse: lse**2 overflows first
@@ -98,7 +99,8 @@ def _stats(k, logits, targets, class_weights, mask):
     dtype, mask_c, x, b, w = _local(k, logits, class_weights, mask)
     # a constant under differentiation (every formula is invariant to the shift)
     m = _softmax.shard_max(jax.lax.stop_gradient(jnp.max(x, k.axis, keepdims=True)), k.axis_name)
-    m = _softmax.finite_shift(m)
+    if k.sparse:  # soft targets: the plain maximum, as unsharded (_softmax.row_max)
+        m = _softmax.finite_shift(m)
     half = m / 2 - x / 2
     e = jnp.sum(jnp.exp(x - m), k.axis, keepdims=True)
     zero = jnp.zeros_like(e)

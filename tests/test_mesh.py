@@ -411,6 +411,31 @@ SCRIPT = textwrap.dedent(
             diff(np.asarray(a)[~bad], np.asarray(b)[~bad]) for a, b in zip(got, want)]}
     except Exception as e:
         report["nan_at_scale"] = {"error": f"{type(e).__name__}: {e}"[:600]}
+    # Soft targets with a row holding +inf and a row of -inf, the classes split: NaN in
+    # the same places as unsharded (value, and every entry of both gradients of the +inf
+    # row), the rest equal
+    try:
+        mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+        xi, ti = x[:8].copy(), t[:8].copy()
+        xi[1, 7], xi[2], xi[3, :500] = np.inf, -np.inf, -np.inf
+        ti[3, :500] = 0.0
+
+        def ce_inf(x, t, axis_name=None):
+            return jaxloss.categorical_cross_entropy(x, t, z_loss=1e-3, axis_name=axis_name)
+
+        sharded_inf = jax.shard_map(
+            functools.partial(ce_inf, axis_name="model"), mesh=mesh,
+            in_specs=(P("data", "model"), P("data", "model")), out_specs=P("data"))
+
+        def value_grads_inf(f):
+            return (f(xi, ti), *jax.grad(lambda x, t: f(x, t).sum(), (0, 1))(xi, ti))
+
+        got = jax.jit(lambda: value_grads_inf(sharded_inf))()
+        want = jax.jit(lambda: value_grads_inf(ce_inf))()
+        report["inf_rows"] = {"errs": [diff(a, b) for a, b in zip(got, want)],
+                              "nan": [bool(np.isnan(np.asarray(a)[1]).all()) for a in got]}
+    except Exception as e:
+        report["inf_rows"] = {"error": f"{type(e).__name__}: {e}"[:600]}
     print("REPORT" + json.dumps(report))
     """
 )
@@ -500,6 +525,9 @@ def test_class_sharded_meshes():
     r = report["nan_at_scale"]
     if "error" in r or r["errs"][:3] != [1.0, 1.0, 1.0] or max(r["errs"][3:]) > 1e-5:
         failures.append(f"nan_at_scale: {r}")
+    r = report["inf_rows"]
+    if "error" in r or r["nan"] != [True, True, True] or max(r["errs"]) > 1e-5:
+        failures.append(f"inf_rows: {r}")
     # linear_cross_entropy with axis_name inside shard_map: value, the gradients of hidden,
     # weight, bias and class weights, jvp and a Hessian-vector product equal the unsharded
     # call's; the collectives carry per-token numbers, dh ([N, D]) and, on the 2 x 4 mesh,
