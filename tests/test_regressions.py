@@ -792,8 +792,8 @@ def test_kl_with_log_targets_nan_log_prediction_gradient():
 )
 def test_soft_target_rows_of_infinite_logits_are_nan_in_every_derivative(f):
     """Soft targets and forward KL shift by the plain row maximum (no finite clamp):
-    a row holding ``+inf`` is NaN in value and in every entry of both gradients, in
-    reverse and forward mode (before, the clamp left the other classes a logit
+    a row holding ``+inf`` (and no ``-inf``) is NaN in value and in every entry of both
+    gradients, in reverse and forward mode (before, the clamp left the other classes a logit
     gradient of 0 and a target gradient of ``+inf`` under a NaN value); a row made
     only of ``-inf`` is NaN in value and logit gradient, as before. Rows with
     some ``-inf`` stay finite, a masked bad row gives exactly 0, and the other rows

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxloss
 from jaxloss.testing import check_derivatives
 
 
@@ -83,6 +84,17 @@ def test_finite_differences_catch_a_wrong_second_derivative_in_each_mode(modes, 
     check_derivatives(wrong, None, X, order=1, modes=modes, jit=jit)
     with pytest.raises(AssertionError, match="finite differences"):
         check_derivatives(wrong, None, X, order=2, modes=modes, jit=jit)
+
+
+def test_finite_differences_of_an_infinite_output_are_zero():
+    """An output that is ``inf`` on both sides of the step has a central difference of
+    0, as in ``check_grads`` (``inf - inf`` read as 0), under ``jit`` or not."""
+    x = jnp.array([[0.0, -jnp.inf], [0.3, -0.2]])
+    t = jnp.array([[0.5, 0.5], [0.4, 0.6]])
+    for jit in (True, False):
+        check_derivatives(
+            jaxloss.categorical_cross_entropy, None, x, t, argnums=1, order=1, jit=jit
+        )
 
 
 def test_wrong_value_is_reported():
